@@ -1,0 +1,134 @@
+# dualreg — build, run and test.
+#
+#   make run      install missing packages (as root), build, start a private PostgreSQL
+#                 under ./var/pg unless DUALREG_DATABASE_URL is set, migrate, seed a demo,
+#                 run dualregd on 127.0.0.1:8080
+#   make check    the same set-up against a throw-away cluster, then every test
+#   make check SAN=1   the tests built with AddressSanitizer + UBSan
+#   make stop     stop the private cluster started by `make run`
+#   make install  PREFIX=/usr/local DESTDIR=
+#
+# run/check first make sure the Debian packages are present (scripts/deps.sh), then
+# re-enter make, because the compiler flags come from pkg-config at parse time.
+
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+SYSCONFDIR ?= /etc
+SBINDIR   = $(PREFIX)/sbin
+BINDIR    = $(PREFIX)/bin
+DATADIR   = $(PREFIX)/share/dualreg
+UNITDIR   ?= /lib/systemd/system
+
+SAN ?=
+ifeq ($(SAN),1)
+BUILD   ?= build/san
+OPT     = -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDSAN   = -fsanitize=address,undefined
+else
+BUILD   ?= build/release
+OPT     = -O2
+LDSAN   =
+endif
+
+PKGS     = libevent libpq libcjson libcurl openssl inih libsystemd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) check 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+CC      ?= cc
+MAKEFLAGS += --no-print-directory
+CFLAGS  ?= $(OPT) -g
+WARN    = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+          -Wno-format-zero-length
+CPPFLAGS += -std=c17 -D_GNU_SOURCE -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) \
+          -DDUALREG_SQLDIR='"$(DATADIR)/sql"'
+LDFLAGS += $(LDSAN)
+
+CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c \
+            daemon/db/conn.c daemon/db/pool.c daemon/db/migrate.c \
+            api/problem.c api/router.c api/server.c api/routes.c api/h_health.c
+DAEMON_SRCS = daemon/main.c
+CTL_SRCS    = ctl/dualregctl.c
+TEST_SRCS   = $(wildcard tests/*.c tests/integration/*.c)
+
+CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/db/migrate.c
+CORE_OBJS   = $(CORE_SRCS:%.c=$(BUILD)/%.o)
+CTL_CORE_OBJS = $(CTL_CORE_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
+CTL_OBJS    = $(CTL_SRCS:%.c=$(BUILD)/%.o)
+TEST_OBJS   = $(TEST_SRCS:%.c=$(BUILD)/%.o)
+ALL_OBJS    = $(CORE_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) $(TEST_OBJS)
+
+MIGRATIONS  = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
+SCHEMA_VERSION = $(shell ls sql | sed -n 's/^\([0-9][0-9][0-9]\)_.*\.sql$$/\1/p' | sort | tail -1 | sed 's/^0*//')
+
+DATABASE_URL_FILE = var/database_url
+RUN_CONFIG ?= config/dualreg.conf.example
+
+.PHONY: all run run-inner check check-inner stop install clean deps
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/dualregd $(BUILD)/dualregctl
+
+$(BUILD)/gen/schema_version.h: $(MIGRATIONS) Makefile
+	@mkdir -p $(@D)
+	@echo '/* generated from sql/: the newest migration number */' > $@.tmp
+	@echo '#define DUALREG_SCHEMA_VERSION $(SCHEMA_VERSION)' >> $@.tmp
+	@mv $@.tmp $@
+
+$(BUILD)/%.o: %.c $(BUILD)/gen/schema_version.h
+	@mkdir -p $(@D)
+	@echo "  CC  $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c $< -o $@
+
+$(BUILD)/dualregd: $(CORE_OBJS) $(DAEMON_OBJS)
+	@echo "  LD  $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/dualregctl: $(CTL_CORE_OBJS) $(CTL_OBJS)
+	@echo "  LD  $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/check_dualreg: $(CORE_OBJS) $(TEST_OBJS)
+	@echo "  LD  $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS)
+
+-include $(ALL_OBJS:.o=.d)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory run-inner
+
+run-inner: all
+	@if [ -n "$$DUALREG_DATABASE_URL" ]; then url="$$DUALREG_DATABASE_URL"; \
+	  echo "dualreg: using DUALREG_DATABASE_URL"; \
+	else url=$$(scripts/pg.sh start var/pg) || exit 1; \
+	  echo "dualreg: private PostgreSQL in ./var/pg ($$url); 'make stop' stops it"; fi; \
+	export DUALREG_DATABASE_URL="$$url" DUALREG_SQL_DIR="$(CURDIR)/sql"; \
+	$(BUILD)/dualregctl -c $(RUN_CONFIG) migrate || exit 1; \
+	scripts/examples.sh; \
+	exec $(BUILD)/dualregd -c $(RUN_CONFIG)
+
+stop:
+	@scripts/pg.sh stop var/pg
+
+check: deps
+	@$(MAKE) --no-print-directory check-inner
+
+check-inner: all $(BUILD)/check_dualreg
+	@scripts/check.sh $(BUILD) $(if $(filter 1,$(SAN)),san,)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
+	  $(DESTDIR)$(SYSCONFDIR)/dualreg $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/dualregd $(DESTDIR)$(SBINDIR)/dualregd
+	install -m 755 $(BUILD)/dualregctl $(DESTDIR)$(BINDIR)/dualregctl
+	install -m 644 $(MIGRATIONS) $(DESTDIR)$(DATADIR)/sql/
+	install -m 644 config/dualreg.conf.example $(DESTDIR)$(SYSCONFDIR)/dualreg/dualreg.conf.example
+	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/dualregd.service > $(DESTDIR)$(UNITDIR)/dualregd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/dualregd.service
+
+clean:
+	rm -rf build

@@ -1,0 +1,483 @@
+/*
+ * server: evhttp on the daemon's loop.
+ *
+ * One generic callback routes every request (router.c). Each request gets an api_req
+ * with a deadline timer; api_reply_* sends, logs, and frees it, so a reply happens
+ * exactly once. Shutdown removes the listening sockets, answers requests that arrive on
+ * kept-alive connections with 503 + Connection: close, and reports "drained" once the
+ * last request in progress has replied.
+ *
+ * Limits: header and body sizes from the config (evhttp enforces them while reading),
+ * a connection read/write timeout, and a cap on requests in progress (503 beyond it),
+ * since libevent 2.1 has no connection limit of its own.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "dualreg/api.h"
+#include "dualreg/config.h"
+#include "dualreg/db.h"
+#include "dualreg/log.h"
+#include "dualreg/problem.h"
+#include "dualreg/xalloc.h"
+#include "handlers.h"
+
+struct req_slot {
+	struct api_req r;
+	struct event ev_deadline;
+	struct timespec started;
+	TAILQ_ENTRY(req_slot) link;
+};
+TAILQ_HEAD(req_list, req_slot);
+
+struct api_server {
+	const struct api_env *env;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	uint16_t port;
+	struct req_list inflight;
+	unsigned ninflight; /* requests whose handler has not replied */
+	unsigned nwriting;  /* replies not yet handed to the kernel */
+	bool draining;
+	void (*drained)(void *);
+	void *drained_arg;
+	struct event ev_drained;
+};
+
+/* The limits quoted by evhttp's own error replies (see evhttp_send_error below). */
+static size_t transport_max_body, transport_max_header;
+
+static unsigned method_of(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET:
+		return RM_GET;
+	case EVHTTP_REQ_HEAD:
+		return RM_HEAD;
+	case EVHTTP_REQ_POST:
+		return RM_POST;
+	case EVHTTP_REQ_PUT:
+		return RM_PUT;
+	case EVHTTP_REQ_PATCH:
+		return RM_PATCH;
+	case EVHTTP_REQ_DELETE:
+		return RM_DELETE;
+	case EVHTTP_REQ_OPTIONS:
+		return RM_OPTIONS;
+	default:
+		return RM_OTHER;
+	}
+}
+
+static const char *method_name(unsigned m)
+{
+	switch (m) {
+	case RM_GET:
+		return "GET";
+	case RM_HEAD:
+		return "HEAD";
+	case RM_POST:
+		return "POST";
+	case RM_PUT:
+		return "PUT";
+	case RM_PATCH:
+		return "PATCH";
+	case RM_DELETE:
+		return "DELETE";
+	case RM_OPTIONS:
+		return "OPTIONS";
+	default:
+		return "OTHER";
+	}
+}
+
+/*
+ * Reply write tracking, for draining. evhttp_send_reply only queues the response; it
+ * reaches the socket on a later loop turn. Exiting as soon as the last handler replied
+ * would free the connection with the response still queued. So each reply is counted
+ * until evhttp reports it written (on_complete) or its connection goes away (closecb,
+ * e.g. the client left), whichever comes first; evhttp serves one request at a time per
+ * connection, so one tracker per connection is enough.
+ */
+struct write_track {
+	struct api_server *srv;
+	struct evhttp_connection *evcon;
+};
+
+static void maybe_drained(struct api_server *s)
+{
+	if (s->draining && s->ninflight == 0 && s->nwriting == 0)
+		event_active(&s->ev_drained, EV_TIMEOUT, 1);
+}
+
+static void write_track_end(struct write_track *t)
+{
+	struct api_server *s = t->srv;
+	evhttp_connection_set_closecb(t->evcon, NULL, NULL);
+	free(t);
+	s->nwriting--;
+	maybe_drained(s);
+}
+
+static void write_done_cb(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	write_track_end(arg);
+}
+
+static void write_conn_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	write_track_end(arg);
+}
+
+static struct api_server *the_server; /* for tracking replies sent outside an api_req */
+
+static void track_write(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon == NULL || the_server == NULL)
+		return; /* the client already left: evhttp frees the request on reply */
+	struct write_track *t = xmalloc(sizeof *t);
+	t->srv = the_server;
+	t->evcon = evcon;
+	the_server->nwriting++;
+	evhttp_request_set_on_complete_cb(req, write_done_cb, t);
+	evhttp_connection_set_closecb(evcon, write_conn_closed_cb, t);
+}
+
+/* Sends status + body (may be NULL) with the given content type. */
+static void send_raw(struct evhttp_request *req, int status, const char *ctype, const char *body,
+		     size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	if (body != NULL && evhttp_find_header(h, "Content-Type") == NULL)
+		evhttp_add_header(h, "Content-Type", ctype);
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
+	struct evbuffer *buf = NULL;
+	if (body != NULL) {
+		buf = evbuffer_new();
+		evbuffer_add(buf, body, len);
+	}
+	track_write(req);
+	evhttp_send_reply(req, status, http_reason(status), buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+/* Replies outside any api_req (routing failures, refusals). Takes ownership. */
+static void send_problem_now(struct evhttp_request *req, cJSON *problem)
+{
+	int status = cJSON_GetObjectItemCaseSensitive(problem, "status")->valueint;
+	char *text = cJSON_PrintUnformatted(problem);
+	cJSON_Delete(problem);
+	send_raw(req, status, PROBLEM_CONTENT_TYPE, text, strlen(text));
+	cJSON_free(text);
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct api_server *s = arg;
+	if (s->drained != NULL)
+		s->drained(s->drained_arg);
+}
+
+/* Ends a request: cancels leftover work, logs, frees; the reply was already sent. */
+static void req_finish(struct req_slot *slot, int status)
+{
+	struct api_server *s = slot->r.srv;
+	log_debug("request", "method=%s route=%s status=%d ms=%.2f",
+		  method_name(slot->r.method), slot->r.route->name, status,
+		  ms_since(&slot->started));
+	evtimer_del(&slot->ev_deadline);
+	if (slot->r.op != NULL)
+		db_op_cancel(slot->r.op);
+	TAILQ_REMOVE(&s->inflight, slot, link);
+	s->ninflight--;
+	free(slot);
+	maybe_drained(s);
+}
+
+void api_set_header(struct api_req *r, const char *name, const char *value)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	evhttp_remove_header(h, name);
+	evhttp_add_header(h, name, value);
+}
+
+void api_reply_json(struct api_req *r, int status, cJSON *body)
+{
+	struct req_slot *slot = (struct req_slot *)r;
+	if (body == NULL) {
+		send_raw(r->req, status, NULL, NULL, 0);
+	} else {
+		char *text = cJSON_PrintUnformatted(body);
+		cJSON_Delete(body);
+		send_raw(r->req, status, "application/json", text, strlen(text));
+		cJSON_free(text);
+	}
+	req_finish(slot, status);
+}
+
+void api_reply_problem(struct api_req *r, cJSON *problem)
+{
+	struct req_slot *slot = (struct req_slot *)r;
+	int status = cJSON_GetObjectItemCaseSensitive(problem, "status")->valueint;
+	send_problem_now(r->req, problem);
+	req_finish(slot, status);
+}
+
+void api_reply_error(struct api_req *r, int status, const char *slug, const char *fmt, ...)
+{
+	char detail[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	api_reply_problem(r, problem_new(status, slug, NULL, detail));
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct req_slot *slot = arg;
+	struct api_req *r = &slot->r;
+	log_warn("request timed out", "route=%s ms=%.0f", r->route->name,
+		 ms_since(&slot->started));
+	if (r->op != NULL)
+		db_op_cancel(r->op);
+	r->op = NULL;
+	if (r->on_abort != NULL)
+		r->on_abort(r);
+	api_set_header(r, "Retry-After", "1");
+	api_reply_error(r, 503, "timeout", "the request did not complete within %u ms",
+			r->env->cfg->request_timeout_ms);
+}
+
+/* Routes one request; every reply path ends in api_reply_* or send_problem_now. */
+static void gen_cb(struct evhttp_request *req, void *arg)
+{
+	struct api_server *s = arg;
+	unsigned method = method_of(evhttp_request_get_command(req));
+
+	if (s->draining) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		send_problem_now(req, problem_new(503, "shutting-down", NULL,
+						  "the server is shutting down; retry"));
+		return;
+	}
+	if (s->ninflight >= s->env->cfg->max_requests) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		send_problem_now(req, problem_new(503, "overloaded", NULL,
+						  "too many requests in progress; retry"));
+		return;
+	}
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (path == NULL || path[0] == '\0')
+		path = "/";
+
+	const struct router_route *route;
+	struct router_params params;
+	unsigned allowed;
+	char allow[96];
+	switch (router_match(api_routes, api_nroutes, method, path, &route, &params, &allowed)) {
+	case ROUTER_NOT_FOUND:
+		send_problem_now(req, problem_new(404, NULL, NULL, "no such resource"));
+		return;
+	case ROUTER_BAD_METHOD:
+		router_allow_header(allowed, allow, sizeof allow);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+		if (method == RM_OPTIONS) {
+			send_raw(req, 204, NULL, NULL, 0);
+			return;
+		}
+		{
+			char detail[160];
+			snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s",
+				 method_name(method), allow);
+			send_problem_now(req, problem_new(405, NULL, NULL, detail));
+		}
+		return;
+	case ROUTER_FOUND:
+		break;
+	}
+
+	struct req_slot *slot = xcalloc(1, sizeof *slot);
+	clock_gettime(CLOCK_MONOTONIC, &slot->started);
+	struct api_req *r = &slot->r;
+	r->srv = s;
+	r->env = s->env;
+	r->req = req;
+	r->route = route;
+	r->params = params;
+	r->method = method;
+	TAILQ_INSERT_TAIL(&s->inflight, slot, link);
+	s->ninflight++;
+	unsigned ms = s->env->cfg->request_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_assign(&slot->ev_deadline, s->env->base, deadline_cb, slot);
+	evtimer_add(&slot->ev_deadline, &tv);
+	((api_handler_fn)route->handler)(r);
+}
+
+struct api_server *api_server_new(const struct api_env *env, char *err, size_t errlen)
+{
+	const struct config *cfg = env->cfg;
+	struct api_server *s = xcalloc(1, sizeof *s);
+	s->env = env;
+	the_server = s;
+	TAILQ_INIT(&s->inflight);
+	event_assign(&s->ev_drained, env->base, -1, 0, drained_cb, s);
+	s->http = evhttp_new(env->base);
+	if (s->http == NULL) {
+		snprintf(err, errlen, "cannot create the HTTP server");
+		free(s);
+		return NULL;
+	}
+	transport_max_body = cfg->max_body_size;
+	transport_max_header = cfg->max_header_size;
+	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->max_header_size);
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->max_body_size);
+	/* Lingering close lets a client still sending an oversize body read our 413. */
+	evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	struct timeval io_timeout = {cfg->request_timeout_ms / 1000,
+				     (cfg->request_timeout_ms % 1000) * 1000};
+	evhttp_set_timeout_tv(s->http, &io_timeout);
+	/* Accept every method evhttp knows so that routing, not evhttp, answers 405. */
+	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(s->http, gen_cb, s);
+
+	s->bound = evhttp_bind_socket_with_handle(s->http, cfg->listen_host, cfg->listen_port);
+	if (s->bound == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->listen_host,
+			 cfg->listen_port, strerror(errno));
+		evhttp_free(s->http);
+		free(s);
+		return NULL;
+	}
+	evutil_socket_t fd = evhttp_bound_socket_get_fd(s->bound);
+	/* Accepted sockets inherit TCP_NODELAY from the listener on Linux: small JSON
+	 * replies go out at once instead of waiting on Nagle + delayed ACK. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	return s;
+}
+
+uint16_t api_server_port(const struct api_server *s)
+{
+	return s->port;
+}
+
+unsigned api_server_inflight(const struct api_server *s)
+{
+	return s->ninflight;
+}
+
+void api_server_drain(struct api_server *s, void (*drained)(void *), void *arg)
+{
+	s->drained = drained;
+	s->drained_arg = arg;
+	if (!s->draining && s->bound != NULL) {
+		evhttp_del_accept_socket(s->http, s->bound);
+		s->bound = NULL;
+	}
+	s->draining = true;
+	maybe_drained(s);
+}
+
+void api_server_free(struct api_server *s)
+{
+	if (s == NULL)
+		return;
+	struct req_slot *slot;
+	while ((slot = TAILQ_FIRST(&s->inflight)) != NULL) {
+		/* Abandoned by shutdown: undo its work; evhttp_free frees the request. */
+		if (slot->r.op != NULL)
+			db_op_cancel(slot->r.op);
+		if (slot->r.on_abort != NULL)
+			slot->r.on_abort(&slot->r);
+		evtimer_del(&slot->ev_deadline);
+		TAILQ_REMOVE(&s->inflight, slot, link);
+		free(slot);
+	}
+	event_del(&s->ev_drained);
+	/* Frees every connection; their close callbacks release the write trackers. */
+	evhttp_free(s->http);
+	the_server = NULL;
+	free(s);
+}
+
+/*
+ * evhttp in libevent 2.1 answers some requests itself, before any callback of ours runs:
+ * an oversize body or header block (413), a malformed request (400), an unsupported
+ * method (501). It does so through evhttp_send_error, which writes an HTML page, and 2.1
+ * has no hook to change that (evhttp_set_errorcb arrived in 2.2).
+ *
+ * dualregd defines evhttp_send_error itself. libevent calls it through its PLT, so the
+ * dynamic linker binds those calls to this definition (the executable comes first in
+ * symbol lookup), and every reply the API sends, including these, is problem+json.
+ * The integration tests check the 413 and 400 bodies, so a libevent build that stopped
+ * honouring this would fail them rather than silently regress.
+ */
+void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+	char detail[256];
+	(void)reason;
+	if (error == 413)
+		snprintf(detail, sizeof detail,
+			 "the request is larger than this server accepts (body at most %zu "
+			 "bytes, headers at most %zu bytes)",
+			 transport_max_body, transport_max_header);
+	else if (error == 400)
+		snprintf(detail, sizeof detail, "the HTTP request is malformed");
+	else
+		snprintf(detail, sizeof detail, "%s", http_reason(error));
+	/* A request line too broken to parse leaves the version at 0.0; answer as 1.1,
+	 * as libevent's own error page does. */
+	if (req->major == 0 && req->minor == 0) {
+		req->major = 1;
+		req->minor = 1;
+	}
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_clear_headers(h);
+	evhttp_add_header(h, "Connection", "close");
+	send_problem_now(req, problem_new(error, NULL, NULL, detail));
+}

@@ -1,0 +1,402 @@
+/*
+ * config: a table of known keys drives both parsing and validation, so the example
+ * config, the parser and the error messages cannot drift apart in what they accept.
+ * libinih calls the handler per key; the handler records the first failure (section,
+ * key, reason) and returns 0, and ini_parse returns that key's line number.
+ */
+#include "dualreg/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dualreg/xalloc.h"
+
+enum cfg_kind { CFG_LISTEN, CFG_STRING, CFG_UINT, CFG_DURATION, CFG_SIZE, CFG_LOGLEVEL };
+
+struct cfg_key {
+	const char *section;
+	const char *name;
+	enum cfg_kind kind;
+	size_t offset;
+	unsigned long min, max; /* for numbers, durations (ms) and sizes (bytes) */
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct cfg_key cfg_keys[] = {
+	{"server", "listen", CFG_LISTEN, 0, 0, 0},
+	{"server", "max_body_size", CFG_SIZE, OFF(max_body_size), 1024, 64ul << 20},
+	{"server", "max_header_size", CFG_SIZE, OFF(max_header_size), 1024, 1ul << 20},
+	{"server", "request_timeout", CFG_DURATION, OFF(request_timeout_ms), 100, 600000},
+	{"server", "drain_timeout", CFG_DURATION, OFF(drain_timeout_ms), 0, 600000},
+	{"server", "max_requests", CFG_UINT, OFF(max_requests), 1, 100000},
+	{"database", "url", CFG_STRING, OFF(database_url), 0, 0},
+	{"database", "pool_size", CFG_UINT, OFF(pool_size), 1, 64},
+	{"database", "connect_timeout", CFG_DURATION, OFF(connect_timeout_ms), 100, 120000},
+	{"log", "level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
+};
+#undef OFF
+
+struct cfg_parse {
+	struct config *cfg;
+	char why[512]; /* first failure, without the line number */
+	bool failed;
+	int line;        /* line being parsed (counted by cfg_read_line) */
+	int failed_line; /* where the first failure was */
+	/* the source: a file or a string */
+	FILE *file;
+	const char *text;
+	bool too_long;
+};
+
+void cfg_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
+	cfg->listen_port = 8080;
+	cfg->max_body_size = 1u << 20;
+	cfg->max_header_size = 8u << 10;
+	cfg->request_timeout_ms = 30000;
+	cfg->drain_timeout_ms = 10000;
+	cfg->max_requests = 1024;
+	cfg->database_url = xstrdup(CFG_DEFAULT_DATABASE_URL);
+	cfg->pool_size = 4;
+	cfg->connect_timeout_ms = 5000;
+	cfg->log_level = LOG_INFO;
+}
+
+void cfg_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->database_url);
+	cfg->database_url = NULL;
+}
+
+int cfg_parse_listen(const char *text, char *host, size_t hostlen, uint16_t *port,
+		     char *err, size_t errlen)
+{
+	const char *colon;
+	const char *h = text;
+	size_t hl;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (close == NULL || close[1] != ':') {
+			snprintf(err, errlen, "expected [IPv6]:port, got \"%s\"", text);
+			return -1;
+		}
+		h = text + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (colon == NULL) {
+			snprintf(err, errlen, "expected host:port, got \"%s\"", text);
+			return -1;
+		}
+		hl = (size_t)(colon - text);
+	}
+	if (hl == 0 || hl >= hostlen) {
+		snprintf(err, errlen, "bad host in \"%s\"", text);
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p > 65535) {
+		snprintf(err, errlen, "bad port in \"%s\" (0-65535)", text);
+		return -1;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+int cfg_parse_duration_ms(const char *text, unsigned *out_ms, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	double mult = 1000.0; /* a bare number is seconds */
+
+	if (end == text || errno != 0 || v < 0) {
+		snprintf(err, errlen, "expected a duration such as 30s, 500ms or 2m, got \"%s\"",
+			 text);
+		return -1;
+	}
+	if (strcmp(end, "ms") == 0)
+		mult = 1.0;
+	else if (*end == '\0' || strcmp(end, "s") == 0)
+		mult = 1000.0;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		mult = 60000.0;
+	else if (strcmp(end, "h") == 0)
+		mult = 3600000.0;
+	else {
+		snprintf(err, errlen, "unknown duration unit \"%s\" (use ms, s, m or h)", end);
+		return -1;
+	}
+	double ms = v * mult;
+	if (ms > 4.0e9) {
+		snprintf(err, errlen, "duration \"%s\" is too long", text);
+		return -1;
+	}
+	*out_ms = (unsigned)(ms + 0.5);
+	return 0;
+}
+
+int cfg_parse_size(const char *text, size_t *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(text, &end, 10);
+	unsigned long long mult = 1;
+
+	if (end == text || errno != 0 || text[0] == '-') {
+		snprintf(err, errlen, "expected a size such as 1M or 64K, got \"%s\"", text);
+		return -1;
+	}
+	if (*end == '\0' || strcasecmp(end, "B") == 0)
+		mult = 1;
+	else if (strcasecmp(end, "K") == 0 || strcasecmp(end, "KiB") == 0)
+		mult = 1ull << 10;
+	else if (strcasecmp(end, "M") == 0 || strcasecmp(end, "MiB") == 0)
+		mult = 1ull << 20;
+	else if (strcasecmp(end, "G") == 0 || strcasecmp(end, "GiB") == 0)
+		mult = 1ull << 30;
+	else {
+		snprintf(err, errlen, "unknown size unit \"%s\" (use K, M or G)", end);
+		return -1;
+	}
+	if (v > (1ull << 40) / mult) {
+		snprintf(err, errlen, "size \"%s\" is too large", text);
+		return -1;
+	}
+	*out = (size_t)(v * mult);
+	return 0;
+}
+
+static int parse_uint(const char *text, unsigned long *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(text, &end, 10);
+	if (text[0] == '\0' || text[0] == '-' || *end != '\0' || errno != 0) {
+		snprintf(err, errlen, "expected a whole number, got \"%s\"", text);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Parses and bounds-checks one value into cfg. */
+static int apply_key(struct config *cfg, const struct cfg_key *k, const char *value, char *err,
+		     size_t errlen)
+{
+	char *base = (char *)cfg;
+	unsigned long n = 0;
+
+	switch (k->kind) {
+	case CFG_LISTEN:
+		return cfg_parse_listen(value, cfg->listen_host, sizeof cfg->listen_host,
+					&cfg->listen_port, err, errlen);
+	case CFG_STRING: {
+		char **slot = (char **)(base + k->offset);
+		if (value[0] == '\0') {
+			snprintf(err, errlen, "must not be empty");
+			return -1;
+		}
+		free(*slot);
+		*slot = xstrdup(value);
+		return 0;
+	}
+	case CFG_UINT:
+		if (parse_uint(value, &n, err, errlen) != 0)
+			return -1;
+		break;
+	case CFG_DURATION: {
+		unsigned ms;
+		if (cfg_parse_duration_ms(value, &ms, err, errlen) != 0)
+			return -1;
+		n = ms;
+		break;
+	}
+	case CFG_SIZE: {
+		size_t sz;
+		if (cfg_parse_size(value, &sz, err, errlen) != 0)
+			return -1;
+		n = sz;
+		break;
+	}
+	case CFG_LOGLEVEL:
+		if (log_level_parse(value, (enum log_level *)(base + k->offset)) != 0) {
+			snprintf(err, errlen, "expected error, warn, info or debug, got \"%s\"",
+				 value);
+			return -1;
+		}
+		return 0;
+	}
+	if (n < k->min || n > k->max) {
+		if (k->kind == CFG_DURATION)
+			snprintf(err, errlen, "\"%s\" is out of range (%lums to %lums)", value,
+				 k->min, k->max);
+		else
+			snprintf(err, errlen, "\"%s\" is out of range (%lu to %lu)", value, k->min,
+				 k->max);
+		return -1;
+	}
+	if (k->kind == CFG_SIZE)
+		*(size_t *)(base + k->offset) = (size_t)n;
+	else
+		*(unsigned *)(base + k->offset) = (unsigned)n;
+	return 0;
+}
+
+static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct cfg_parse *p = user;
+	char why[400];
+
+	if (p->failed)
+		return 1; /* keep only the first failure */
+	p->failed_line = p->line;
+	for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+			continue;
+		if (apply_key(p->cfg, k, value, why, sizeof why) == 0)
+			return 1;
+		snprintf(p->why, sizeof p->why, "[%s] %s: %s", section, name, why);
+		p->failed = true;
+		return 0;
+	}
+	if (section[0] == '\0')
+		snprintf(p->why, sizeof p->why, "%s: key outside any [section]", name);
+	else
+		snprintf(p->why, sizeof p->why, "[%s] %s: unknown key", section, name);
+	p->failed = true;
+	return 0;
+}
+
+/* Applies DUALREG_* environment overrides after the file. */
+static int apply_env(struct config *cfg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *env, *section, *key;
+	} env_keys[] = {
+	    {"DUALREG_DATABASE_URL", "database", "url"},
+	    {"DUALREG_LISTEN", "server", "listen"},
+	    {"DUALREG_LOG_LEVEL", "log", "level"},
+	};
+	char why[400];
+
+	for (size_t e = 0; e < sizeof env_keys / sizeof env_keys[0]; e++) {
+		const char *v = getenv(env_keys[e].env);
+		if (v == NULL || v[0] == '\0')
+			continue;
+		for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++) {
+			const struct cfg_key *k = &cfg_keys[i];
+			if (strcmp(k->section, env_keys[e].section) != 0 ||
+			    strcmp(k->name, env_keys[e].key) != 0)
+				continue;
+			if (apply_key(cfg, k, v, why, sizeof why) != 0) {
+				snprintf(err, errlen, "environment %s: %s", env_keys[e].env, why);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * inih's line reader. Counting lines here tells the handler which line it is on, so a
+ * bad value and a syntax error elsewhere are told apart. A line longer than inih's
+ * buffer stops parsing with an error instead of being split into two silent halves.
+ */
+static char *cfg_read_line(char *buf, int size, void *stream)
+{
+	struct cfg_parse *p = stream;
+	size_t n = 0;
+	if (p->file != NULL) {
+		if (fgets(buf, size, p->file) == NULL)
+			return NULL;
+		n = strlen(buf);
+	} else {
+		if (*p->text == '\0')
+			return NULL;
+		size_t len = strcspn(p->text, "\n");
+		size_t take = len + (p->text[len] == '\n');
+		if (take > (size_t)size - 1)
+			take = (size_t)size - 1;
+		memcpy(buf, p->text, take);
+		buf[take] = '\0';
+		p->text += take;
+		n = take;
+	}
+	p->line++;
+	bool at_eof = p->file != NULL ? feof(p->file) : *p->text == '\0';
+	if (n == (size_t)size - 1 && buf[n - 1] != '\n' && !at_eof) {
+		p->too_long = true;
+		return NULL;
+	}
+	return buf;
+}
+
+static int finish(struct config *cfg, const char *name, int rc, struct cfg_parse *p, char *err,
+		  size_t errlen)
+{
+	if (p->too_long) {
+		snprintf(err, errlen, "%s:%d: line too long (at most %d characters)", name,
+			 p->line, INI_MAX_LINE - 2);
+	} else if (rc > 0 && p->failed && p->failed_line == rc) {
+		snprintf(err, errlen, "%s:%d: %s", name, rc, p->why);
+	} else if (rc > 0) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
+			 name, rc);
+	} else if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", name, rc == -1 ? strerror(errno) :
+			 "out of memory");
+	} else if (apply_env(cfg, err, errlen) == 0) {
+		return 0;
+	}
+	cfg_free(cfg);
+	return -1;
+}
+
+int cfg_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct cfg_parse p = {.cfg = cfg};
+	int rc = 0;
+	const char *name = path != NULL ? path : CFG_DEFAULT_PATH;
+
+	cfg_defaults(cfg);
+	p.file = fopen(name, "r");
+	if (p.file == NULL) {
+		if (path != NULL || errno != ENOENT) {
+			snprintf(err, errlen, "%s: cannot open: %s", name, strerror(errno));
+			cfg_free(cfg);
+			return -1;
+		}
+	} else {
+		rc = ini_parse_stream(cfg_read_line, &p, cfg_ini_handler, &p);
+		if (rc == 0 && ferror(p.file))
+			rc = -1;
+		fclose(p.file);
+	}
+	return finish(cfg, name, rc, &p, err, errlen);
+}
+
+int cfg_load_string(struct config *cfg, const char *name, const char *text, char *err,
+		    size_t errlen)
+{
+	struct cfg_parse p = {.cfg = cfg, .text = text};
+
+	cfg_defaults(cfg);
+	int rc = ini_parse_stream(cfg_read_line, &p, cfg_ini_handler, &p);
+	return finish(cfg, name, rc, &p, err, errlen);
+}

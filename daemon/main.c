@@ -1,0 +1,247 @@
+/*
+ * dualregd: the daemon. Loads the configuration, builds the event loop and everything on
+ * it (database pool, HTTP server, signal handlers, systemd notifications), runs it, and
+ * tears it down in reverse order so that a clean exit frees everything it allocated.
+ *
+ * Signals: SIGTERM/SIGINT drain (stop accepting, let requests in progress finish, bounded
+ * by drain_timeout) and exit 0; a second one exits at once. SIGHUP reloads the config
+ * file. The database may be down at start: the pool keeps reconnecting and /readyz says so.
+ */
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../api/handlers.h"
+#include "dualreg/api.h"
+#include "dualreg/config.h"
+#include "dualreg/db.h"
+#include "dualreg/log.h"
+#include "dualreg/version.h"
+
+struct daemon {
+	struct event_base *base;
+	struct config cfg;
+	const char *config_path;
+	struct db_pool *db;
+	struct api_env env;
+	struct api_server *api;
+	struct event *ev_term, *ev_int, *ev_hup;
+	struct event *ev_drain_deadline;
+	struct event *ev_watchdog;
+	bool stopping;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: dualregd [-c FILE] [-t] [-V]\n"
+		     "  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
+		     "  -t       check the configuration and exit\n"
+		     "  -V       print the version and exit\n");
+}
+
+static void drained_cb(void *arg)
+{
+	struct daemon *d = arg;
+	log_info("drained", "");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	log_warn("drain timeout: abandoning requests in progress", "inflight=%u",
+		 api_server_inflight(d->api));
+	event_base_loopexit(d->base, NULL);
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct daemon *d = arg;
+	if (d->stopping) {
+		log_warn("second stop signal: exiting now", "signal=%d", (int)sig);
+		event_base_loopbreak(d->base);
+		return;
+	}
+	d->stopping = true;
+	log_info("stopping", "signal=%d inflight=%u", (int)sig, api_server_inflight(d->api));
+	sd_notify(0, "STOPPING=1\nSTATUS=draining");
+	unsigned ms = d->cfg.drain_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	d->ev_drain_deadline = evtimer_new(d->base, drain_deadline_cb, d);
+	evtimer_add(d->ev_drain_deadline, &tv);
+	api_server_drain(d->api, drained_cb, d);
+}
+
+/* Re-reads the config file; applies what can change at runtime, warns about the rest. */
+static void reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct daemon *d = arg;
+	struct config next;
+	char err[600];
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000);
+	if (cfg_load(&next, d->config_path, err, sizeof err) != 0) {
+		log_error("reload rejected, keeping the running configuration", "err=\"%s\"", err);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (strcmp(next.listen_host, d->cfg.listen_host) != 0 ||
+	    next.listen_port != d->cfg.listen_port)
+		log_warn("reload: listen address changes need a restart", "");
+	if (strcmp(next.database_url, d->cfg.database_url) != 0 ||
+	    next.pool_size != d->cfg.pool_size)
+		log_warn("reload: database url and pool size changes need a restart", "");
+	if (next.max_body_size != d->cfg.max_body_size ||
+	    next.max_header_size != d->cfg.max_header_size)
+		log_warn("reload: body and header size limits change at restart", "");
+	d->cfg.log_level = next.log_level;
+	d->cfg.request_timeout_ms = next.request_timeout_ms;
+	d->cfg.drain_timeout_ms = next.drain_timeout_ms;
+	d->cfg.max_requests = next.max_requests;
+	log_set_level(next.log_level);
+	cfg_free(&next);
+	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
+	sd_notify(0, "READY=1");
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static int run(struct daemon *d)
+{
+	char err[600];
+	char setup[160];
+
+	d->base = event_base_new();
+	if (d->base == NULL) {
+		log_error("cannot create the event loop", "");
+		return 1;
+	}
+	/* The request deadline fires first and closes the connection; a backend waiting on
+	 * a lock would not notice, so the server ends the statement itself a little later. */
+	unsigned st = d->cfg.request_timeout_ms + 1000;
+	snprintf(setup, sizeof setup, "SET statement_timeout = %u; SET TIME ZONE 'UTC'", st);
+	struct db_pool_opts popts = {
+	    .conninfo = d->cfg.database_url,
+	    .size = d->cfg.pool_size,
+	    .connect_timeout_ms = d->cfg.connect_timeout_ms,
+	    /* A backstop: a request's own deadline fires first and cancels its work. */
+	    .wait_timeout_ms = d->cfg.request_timeout_ms + 1000,
+	    .max_waiters = d->cfg.max_requests,
+	    .setup_sql = setup,
+	};
+	d->db = dbp_new(d->base, &popts);
+	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg};
+	d->api = api_server_new(&d->env, err, sizeof err);
+	if (d->api == NULL) {
+		log_error("cannot start the HTTP server", "err=\"%s\"", err);
+		return 1;
+	}
+	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
+	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
+	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
+	event_add(d->ev_term, NULL);
+	event_add(d->ev_int, NULL);
+	event_add(d->ev_hup, NULL);
+
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		/* Pinged from the loop itself: a stuck loop stops the pings. */
+		struct timeval tv = {(time_t)(wd_usec / 2 / 1000000), (suseconds_t)(wd_usec / 2 % 1000000)};
+		d->ev_watchdog = event_new(d->base, -1, EV_PERSIST, watchdog_cb, d);
+		event_add(d->ev_watchdog, &tv);
+	}
+
+	log_info("listening", "addr=%s:%u version=%s schema=%d", d->cfg.listen_host,
+		 api_server_port(d->api), DUALREG_VERSION, DUALREG_SCHEMA_VERSION);
+	sd_notifyf(0, "READY=1\nSTATUS=listening on %s:%u", d->cfg.listen_host,
+		   api_server_port(d->api));
+	event_base_dispatch(d->base);
+	log_info("stopped", "");
+	return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	api_server_free(d->api);
+	dbp_free(d->db);
+	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
+				&d->ev_watchdog};
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+		if (*evs[i] != NULL)
+			event_free(*evs[i]);
+		*evs[i] = NULL;
+	}
+	if (d->base != NULL)
+		event_base_free(d->base);
+	cfg_free(&d->cfg);
+	libevent_global_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = {0};
+	bool check_only = false;
+	char err[600];
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("dualregd %s (schema %d)\n", DUALREG_VERSION, DUALREG_SCHEMA_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init();
+	log_route_libevent();
+	if (cfg_load(&d.cfg, d.config_path, err, sizeof err) != 0) {
+		fprintf(stderr, "dualregd: %s\n", err);
+		return 2;
+	}
+	log_set_level(d.cfg.log_level);
+	if (check_only) {
+		printf("dualregd: configuration OK\n");
+		cfg_free(&d.cfg);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	int rc = run(&d);
+	teardown(&d);
+	return rc;
+}

@@ -1,0 +1,75 @@
+/*
+ * api: the HTTP server. Owns the evhttp instance and its limits, the request lifecycle
+ * (route, deadline, reply exactly once, access log), draining on shutdown, and the JSON
+ * and problem+json reply helpers handlers use.
+ *
+ * A handler receives a struct api_req and must eventually call one api_reply_* function
+ * exactly once, now or from a later callback. After that call the request is gone.
+ * If the deadline passes first, the server replies 503 itself, cancels r->op and calls
+ * r->on_abort, so a late callback must never run for a finished request: asynchronous
+ * work is registered in r->op (a pooled database operation) or undone by on_abort.
+ */
+#ifndef DUALREG_API_H
+#define DUALREG_API_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dualreg/router.h"
+
+struct event_base;
+struct evhttp_request;
+struct db_pool;
+struct db_op;
+struct config;
+struct api_server;
+
+/* What handlers may use; owned by the daemon and outliving the server. */
+struct api_env {
+	struct event_base *base;
+	struct db_pool *db;
+	const struct config *cfg;
+};
+
+struct api_req {
+	struct api_server *srv;
+	const struct api_env *env;
+	struct evhttp_request *req;
+	const struct router_route *route;
+	struct router_params params;
+	unsigned method;                    /* enum router_method */
+	struct db_op *op;                   /* pooled operation in flight, if any */
+	void (*on_abort)(struct api_req *r); /* undo other asynchronous work */
+	void *state;                        /* the handler's own */
+};
+
+typedef void (*api_handler_fn)(struct api_req *r);
+
+/*
+ * Creates the server and binds the configured listen address (name resolution happens
+ * here, before the loop runs). Returns NULL with why in err.
+ */
+struct api_server *api_server_new(const struct api_env *env, char *err, size_t errlen);
+/* The bound port (useful when the configuration asked for port 0). */
+uint16_t api_server_port(const struct api_server *s);
+unsigned api_server_inflight(const struct api_server *s);
+/*
+ * Stops accepting connections; requests already received finish. drained(arg) runs
+ * once no request is in progress (on the next loop turn if none is).
+ */
+void api_server_drain(struct api_server *s, void (*drained)(void *arg), void *arg);
+/* Frees the server; requests still in progress are abandoned. */
+void api_server_free(struct api_server *s);
+
+/* Adds or replaces a response header (before the reply). */
+void api_set_header(struct api_req *r, const char *name, const char *value);
+/* Replies with body as JSON; takes ownership of body (NULL: no body). */
+void api_reply_json(struct api_req *r, int status, cJSON *body);
+/* Replies with a problem object from problem_new; takes ownership. */
+void api_reply_problem(struct api_req *r, cJSON *problem);
+/* Replies with a problem built from status, slug (NULL: default) and a detail text. */
+void api_reply_error(struct api_req *r, int status, const char *slug, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

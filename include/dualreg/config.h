@@ -1,0 +1,59 @@
+/*
+ * config: the daemon's and dualregctl's settings. Owns the INI schema (sections, keys,
+ * defaults, bounds), parsing with libinih, environment overrides and validation.
+ * A config either loads completely or not at all: the first bad key is reported as
+ * "FILE:LINE: [section] key: why" and the caller exits 2, never half-configured.
+ */
+#ifndef DUALREG_CONFIG_H
+#define DUALREG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dualreg/log.h"
+
+#define CFG_DEFAULT_PATH "/etc/dualreg/dualreg.conf"
+#define CFG_DEFAULT_DATABASE_URL "dbname=dualreg"
+
+struct config {
+	/* [server] */
+	char listen_host[256];  /* numeric IPv4/IPv6 address or host name */
+	uint16_t listen_port;
+	size_t max_body_size;   /* bytes */
+	size_t max_header_size; /* bytes */
+	unsigned request_timeout_ms;
+	unsigned drain_timeout_ms;
+	unsigned max_requests; /* requests in progress at once */
+	/* [database] */
+	char *database_url; /* libpq conninfo or URI; owned */
+	unsigned pool_size;
+	unsigned connect_timeout_ms;
+	/* [log] */
+	enum log_level log_level;
+};
+
+/* Fills every key with its default. Allocates; release with cfg_free. */
+void cfg_defaults(struct config *cfg);
+
+/*
+ * Loads defaults, then the file at path (when path is NULL: CFG_DEFAULT_PATH if it
+ * exists), then DUALREG_DATABASE_URL, DUALREG_LISTEN and DUALREG_LOG_LEVEL.
+ * On failure returns -1 with a one-line message in err and leaves cfg freed.
+ */
+int cfg_load(struct config *cfg, const char *path, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Same rules as cfg_load on an in-memory INI text (name is used in messages). */
+int cfg_load_string(struct config *cfg, const char *name, const char *text, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
+
+void cfg_free(struct config *cfg);
+
+/* Value parsers shared with the environment overrides; 0 or -1 with why in err. */
+int cfg_parse_listen(const char *text, char *host, size_t hostlen, uint16_t *port,
+		     char *err, size_t errlen);
+int cfg_parse_duration_ms(const char *text, unsigned *out_ms, char *err, size_t errlen);
+int cfg_parse_size(const char *text, size_t *out, char *err, size_t errlen);
+
+#endif

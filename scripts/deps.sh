@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Makes sure the Debian packages dualreg builds, runs and tests with are present.
+# As root, missing packages are installed with apt-get (after one `apt-get update`);
+# otherwise the exact command to run is printed and the script fails.
+set -euo pipefail
+
+packages=(
+  gcc make pkg-config
+  libevent-dev libpq-dev libcjson-dev libcurl4-openssl-dev libssl-dev
+  libinih-dev libsystemd-dev check
+  postgresql-15 postgresql-client-15
+  valgrind curl ca-certificates
+)
+if [[ ${1:-} == --list ]]; then printf '%s\n' "${packages[@]}"; exit 0; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "dualreg: missing Debian packages. Run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "dualreg: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# A private PostgreSQL 15 cluster in a directory of its own: no TCP port, one Unix socket,
+# trust authentication for the role `dualreg` and a database of the same name.
+#
+#   scripts/pg.sh start DIR   initialise on first use, start, print the libpq conninfo
+#   scripts/pg.sh stop DIR    stop it (fast shutdown); a stopped cluster is not an error
+#   scripts/pg.sh url DIR     print the conninfo without starting anything
+#
+# Layout: DIR/data (the cluster), DIR/run (the socket), DIR/postgres.log.
+# PG_FSYNC=off starts it without fsync (throw-away test clusters only).
+# When run as root the server runs as the `postgres` user (initdb refuses root); if that
+# user cannot reach DIR, or the socket path would be too long for a Unix socket, the
+# cluster lives in /tmp/dualreg-pg-<hash> and DIR becomes a symlink to it.
+set -euo pipefail
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+cmd=${1:?usage: pg.sh start|stop|url DIR}
+dir=${2:?usage: pg.sh start|stop|url DIR}
+
+as_owner() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Resolve DIR to a directory the server user can use, creating it if needed.
+resolve_dir() {
+  if [[ -L $dir || -d $dir ]]; then
+    dir=$(cd "$dir" && pwd -P)
+    return
+  fi
+  mkdir -p "$dir"
+  local abs; abs=$(cd "$dir" && pwd -P)
+  local usable=1
+  ((${#abs} + 20 > 100)) && usable=0
+  if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$abs"; then usable=0; fi
+  if ((usable)); then
+    dir=$abs
+  else
+    local alt; alt=/tmp/dualreg-pg-$(printf '%s' "$abs" | sha1sum | cut -c1-12)
+    mkdir -p "$alt"
+    rmdir "$abs"
+    ln -s "$alt" "$abs"
+    dir=$alt
+  fi
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$dir"
+  chmod 700 "$dir"
+}
+
+conninfo() { echo "host=$dir/run dbname=dualreg user=dualreg"; }
+
+case $cmd in
+  url)
+    [[ -e $dir ]] && dir=$(cd "$dir" && pwd -P)
+    conninfo ;;
+  start)
+    resolve_dir
+    if [[ ! -f $dir/data/PG_VERSION ]]; then
+      as_owner mkdir -p "$dir/run"
+      as_owner "$PG_BIN/initdb" -D "$dir/data" -U dualreg --auth=trust -E UTF8 \
+        --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+      {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir/run'"
+        echo "unix_socket_permissions = 0700"
+        echo "max_connections = 200"
+        echo "timezone = 'UTC'"
+        if [[ ${PG_FSYNC:-on} == off ]]; then
+          echo "fsync = off"; echo "synchronous_commit = off"; echo "full_page_writes = off"
+        fi
+      } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+    fi
+    if ! as_owner "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
+        || { tail -20 "$dir/postgres.log" >&2; exit 1; }
+    fi
+    if ! "$PG_BIN/psql" -h "$dir/run" -U dualreg -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'dualreg'" | grep -q 1; then
+      "$PG_BIN/createdb" -h "$dir/run" -U dualreg dualreg
+    fi
+    conninfo ;;
+  stop)
+    [[ -e $dir ]] || exit 0
+    dir=$(cd "$dir" && pwd -P)
+    [[ -f $dir/data/PG_VERSION ]] || exit 0
+    if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+    fi ;;
+  *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
+esac

@@ -1,0 +1,26 @@
+/*
+ * check_dualreg: runs every suite and prints Check's summary line. Run it through
+ * `make check`, which provides the throw-away database. CK_RUN_SUITE / CK_RUN_CASE pick
+ * tests; CK_FORK=no runs in-process for a debugger.
+ */
+#include <curl/curl.h>
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	SRunner *sr = srunner_create(config_suite());
+	srunner_add_suite(sr, router_suite());
+	srunner_add_suite(sr, problem_suite());
+	srunner_add_suite(sr, openapi_suite());
+	srunner_add_suite(sr, migrate_suite());
+	srunner_add_suite(sr, pool_suite());
+	srunner_add_suite(sr, daemon_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,139 @@
+/* router and problem: route matching, 404 vs 405, Allow, decoding; problem bodies. */
+#include <string.h>
+
+#include "dualreg/problem.h"
+#include "dualreg/router.h"
+#include "suites.h"
+
+static void h(void) {}
+
+static const struct router_route routes[] = {
+    {RM_GET, "/healthz", "healthz", h},
+    {RM_GET, "/v1/schools/{urn}", "school", h},
+    {RM_PATCH, "/v1/schools/{urn}", "school-patch", h},
+    {RM_GET, "/v1/pupils/{upn}/marks/{date}/{session}/history", "history", h},
+    {RM_POST, "/v1/marks", "marks", h},
+};
+#define NR (sizeof routes / sizeof routes[0])
+
+START_TEST(test_literal_and_params)
+{
+	const struct router_route *r;
+	struct router_params p;
+	unsigned allowed;
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, "/healthz", &r, &p, &allowed),
+			 ROUTER_FOUND);
+	ck_assert_str_eq(r->name, "healthz");
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, "/v1/pupils/A123/marks/2026-01-05/AM/history",
+				      &r, &p, &allowed),
+			 ROUTER_FOUND);
+	ck_assert_str_eq(r->name, "history");
+	ck_assert_uint_eq(p.n, 3);
+	ck_assert_str_eq(p.value[0], "A123");
+	ck_assert_str_eq(p.value[1], "2026-01-05");
+	ck_assert_str_eq(p.value[2], "AM");
+	ck_assert_int_eq(router_match(routes, NR, RM_PATCH, "/v1/schools/100001", &r, &p, &allowed),
+			 ROUTER_FOUND);
+	ck_assert_str_eq(r->name, "school-patch");
+}
+END_TEST
+
+START_TEST(test_not_found)
+{
+	const struct router_route *r;
+	struct router_params p;
+	unsigned allowed;
+	const char *paths[] = {"/", "/healthz/", "/healthzz", "/v1/schools", "/v1/schools/",
+			       "/v1/schools/1/x", "//healthz", "/v1/marks/1"};
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+		ck_assert_msg(router_match(routes, NR, RM_GET, paths[i], &r, &p, &allowed) ==
+				  ROUTER_NOT_FOUND,
+			      "%s", paths[i]);
+}
+END_TEST
+
+START_TEST(test_method_not_allowed)
+{
+	const struct router_route *r;
+	struct router_params p;
+	unsigned allowed;
+	char allow[96];
+	ck_assert_int_eq(router_match(routes, NR, RM_DELETE, "/v1/schools/100001", &r, &p, &allowed),
+			 ROUTER_BAD_METHOD);
+	router_allow_header(allowed, allow, sizeof allow);
+	ck_assert_str_eq(allow, "GET, HEAD, PATCH, OPTIONS");
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, "/v1/marks", &r, &p, &allowed),
+			 ROUTER_BAD_METHOD);
+	router_allow_header(allowed, allow, sizeof allow);
+	ck_assert_str_eq(allow, "POST, OPTIONS");
+	/* HEAD is served by GET. */
+	ck_assert_int_eq(router_match(routes, NR, RM_HEAD, "/healthz", &r, &p, &allowed),
+			 ROUTER_FOUND);
+}
+END_TEST
+
+START_TEST(test_decoding)
+{
+	const struct router_route *r;
+	struct router_params p;
+	unsigned allowed;
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, "/v1/schools/10%2000", &r, &p, &allowed),
+			 ROUTER_FOUND);
+	ck_assert_str_eq(p.value[0], "10 00");
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, "/v1/schools/%zz", &r, &p, &allowed),
+			 ROUTER_NOT_FOUND);
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, "/v1/schools/ab%2", &r, &p, &allowed),
+			 ROUTER_NOT_FOUND);
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, "/v1/schools/%00", &r, &p, &allowed),
+			 ROUTER_NOT_FOUND);
+	char longpath[400] = "/v1/schools/";
+	memset(longpath + strlen(longpath), 'x', ROUTER_PARAM_MAX + 1);
+	ck_assert_int_eq(router_match(routes, NR, RM_GET, longpath, &r, &p, &allowed),
+			 ROUTER_NOT_FOUND);
+}
+END_TEST
+
+Suite *router_suite(void)
+{
+	Suite *s = suite_create("router");
+	TCase *tc = tcase_create("match");
+	tcase_add_test(tc, test_literal_and_params);
+	tcase_add_test(tc, test_not_found);
+	tcase_add_test(tc, test_method_not_allowed);
+	tcase_add_test(tc, test_decoding);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+START_TEST(test_problem_shape)
+{
+	cJSON *p = problem_new(422, "invalid-upn", NULL, "check letter should be B");
+	problem_add_error(p, "/marks/0/upn", "bad check letter");
+	problem_add_error(p, "/marks/3/date", "not a date");
+	ck_assert_str_eq(cJSON_GetObjectItem(p, "type")->valuestring, "/problems/invalid-upn");
+	ck_assert_str_eq(cJSON_GetObjectItem(p, "title")->valuestring, "Unprocessable Content");
+	ck_assert_int_eq(cJSON_GetObjectItem(p, "status")->valueint, 422);
+	ck_assert_str_eq(cJSON_GetObjectItem(p, "detail")->valuestring, "check letter should be B");
+	cJSON *errors = cJSON_GetObjectItem(p, "errors");
+	ck_assert_int_eq(cJSON_GetArraySize(errors), 2);
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(errors, 1), "pointer")->valuestring,
+			 "/marks/3/date");
+	cJSON_Delete(p);
+
+	p = problem_new(404, NULL, NULL, NULL);
+	ck_assert_str_eq(cJSON_GetObjectItem(p, "type")->valuestring, "/problems/not-found");
+	ck_assert_ptr_null(cJSON_GetObjectItem(p, "detail"));
+	cJSON_Delete(p);
+	ck_assert_str_eq(http_reason(413), "Content Too Large");
+	ck_assert_str_eq(http_reason(299), "Error");
+}
+END_TEST
+
+Suite *problem_suite(void)
+{
+	Suite *s = suite_create("problem");
+	TCase *tc = tcase_create("shape");
+	tcase_add_test(tc, test_problem_shape);
+	suite_add_tcase(s, tc);
+	return s;
+}
