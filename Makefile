@@ -46,12 +46,15 @@ LDFLAGS += $(LDSAN)
 
 CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c \
             daemon/db/conn.c daemon/db/pool.c daemon/db/migrate.c \
-            api/problem.c api/router.c api/server.c api/routes.c api/h_health.c
+            $(sort $(wildcard daemon/domain/*.c)) \
+            api/problem.c api/router.c api/server.c api/routes.c api/auth.c api/auth_token.c api/txn.c \
+            $(sort $(wildcard api/h_*.c))
 DAEMON_SRCS = daemon/main.c
 CTL_SRCS    = ctl/dualregctl.c
 TEST_SRCS   = $(wildcard tests/*.c tests/integration/*.c)
 
-CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/db/migrate.c
+CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/db/migrate.c \
+                $(sort $(wildcard daemon/domain/*.c)) api/auth_token.c
 CORE_OBJS   = $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CTL_CORE_OBJS = $(CTL_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
@@ -83,15 +86,15 @@ $(BUILD)/%.o: %.c $(BUILD)/gen/schema_version.h
 
 $(BUILD)/dualregd: $(CORE_OBJS) $(DAEMON_OBJS)
 	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/dualregctl: $(CTL_CORE_OBJS) $(CTL_OBJS)
 	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/check_dualreg: $(CORE_OBJS) $(TEST_OBJS)
 	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm $(CHECK_LIBS)
 
 -include $(ALL_OBJS:.o=.d)
 

@@ -25,11 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "dualreg/api.h"
+#include "dualreg/auth.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/log.h"
@@ -207,6 +209,23 @@ static void drained_cb(evutil_socket_t fd, short what, void *arg)
 		s->drained(s->drained_arg);
 }
 
+/*
+ * Drops whatever database work the request still has: a pooled statement is cancelled;
+ * a held connection goes back to the pool, closed if a transaction may be open (its
+ * pending callback is dropped with it). Handler state is undone by on_abort.
+ */
+static void req_release_work(struct api_req *r)
+{
+	if (r->op != NULL)
+		db_op_cancel(r->op);
+	r->op = NULL;
+	if (r->conn != NULL)
+		dbp_release(r->env->db, r->conn, true);
+	r->conn = NULL;
+	cJSON_Delete(r->abort_problem);
+	r->abort_problem = NULL;
+}
+
 /* Ends a request: cancels leftover work, logs, frees; the reply was already sent. */
 static void req_finish(struct req_slot *slot, int status)
 {
@@ -214,9 +233,8 @@ static void req_finish(struct req_slot *slot, int status)
 	log_debug("request", "method=%s route=%s status=%d ms=%.2f",
 		  method_name(slot->r.method), slot->r.route->name, status,
 		  ms_since(&slot->started));
+	req_release_work(&slot->r);
 	evtimer_del(&slot->ev_deadline);
-	if (slot->r.op != NULL)
-		db_op_cancel(slot->r.op);
 	TAILQ_REMOVE(&s->inflight, slot, link);
 	s->ninflight--;
 	free(slot);
@@ -270,14 +288,85 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct api_req *r = &slot->r;
 	log_warn("request timed out", "route=%s ms=%.0f", r->route->name,
 		 ms_since(&slot->started));
-	if (r->op != NULL)
-		db_op_cancel(r->op);
-	r->op = NULL;
+	req_release_work(r);
 	if (r->on_abort != NULL)
 		r->on_abort(r);
+	r->on_abort = NULL;
 	api_set_header(r, "Retry-After", "1");
 	api_reply_error(r, 503, "timeout", "the request did not complete within %u ms",
 			r->env->cfg->request_timeout_ms);
+}
+
+static void run_handler(struct api_req *r)
+{
+	((api_handler_fn)r->route->handler)(r);
+}
+
+const char *api_header(struct api_req *r, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
+}
+
+bool api_query_param(struct api_req *r, const char *name, char *buf, size_t buflen)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (q == NULL)
+		return false;
+	struct evkeyvalq params;
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(q, &params) != 0) {
+		evhttp_clear_headers(&params);
+		return false;
+	}
+	const char *v = evhttp_find_header(&params, name);
+	bool found = v != NULL;
+	if (found)
+		snprintf(buf, buflen, "%s", v);
+	evhttp_clear_headers(&params);
+	return found;
+}
+
+cJSON *api_json_body(struct api_req *r)
+{
+	const char *ct = api_header(r, "Content-Type");
+	size_t ctlen = ct ? strcspn(ct, "; ") : 0;
+	if (ct == NULL || ctlen != strlen("application/json") ||
+	    strncasecmp(ct, "application/json", ctlen) != 0) {
+		api_reply_error(r, 415, NULL, "send the body as Content-Type: application/json");
+		return NULL;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0) {
+		api_reply_error(r, 400, "invalid-json", "the request body is empty");
+		return NULL;
+	}
+	const char *text = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (root == NULL) {
+		size_t at = end != NULL && end >= text ? (size_t)(end - text) : 0;
+		api_reply_error(r, 400, "invalid-json", "the body is not valid JSON (at byte %zu)",
+				at);
+		return NULL;
+	}
+	while (end != NULL && (size_t)(end - text) < len &&
+	       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+		end++;
+	if (end != NULL && (size_t)(end - text) < len) {
+		cJSON_Delete(root);
+		api_reply_error(r, 400, "invalid-json",
+				"unexpected data after the JSON value (at byte %zu)",
+				(size_t)(end - text));
+		return NULL;
+	}
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		api_reply_error(r, 422, "invalid-body", "the body must be a JSON object");
+		return NULL;
+	}
+	return root;
 }
 
 /* Routes one request; every reply path ends in api_reply_* or send_problem_now. */
@@ -344,7 +433,10 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_assign(&slot->ev_deadline, s->env->base, deadline_cb, slot);
 	evtimer_add(&slot->ev_deadline, &tv);
-	((api_handler_fn)route->handler)(r);
+	if (route->access == ROUTE_PUBLIC)
+		run_handler(r);
+	else
+		auth_check(r, run_handler);
 }
 
 struct api_server *api_server_new(const struct api_env *env, char *err, size_t errlen)
@@ -430,8 +522,7 @@ void api_server_free(struct api_server *s)
 	struct req_slot *slot;
 	while ((slot = TAILQ_FIRST(&s->inflight)) != NULL) {
 		/* Abandoned by shutdown: undo its work; evhttp_free frees the request. */
-		if (slot->r.op != NULL)
-			db_op_cancel(slot->r.op);
+		req_release_work(&slot->r);
 		if (slot->r.on_abort != NULL)
 			slot->r.on_abort(&slot->r);
 		evtimer_del(&slot->ev_deadline);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dualreg/auth.h"
 #include "dualreg/config.h"
 #include "dualreg/migrate.h"
 #include "dualreg/version.h"
@@ -26,6 +27,11 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  migrate [--dir DIR] [--status]  apply pending schema migrations\n"
 		"  version                         print the version and schema version\n"
+		"  key create --admin [--name TEXT]\n"
+		"  key create --school URN [--name TEXT]\n"
+		"                                  create an API key; the token is printed once\n"
+		"  key list [--json]               list keys (never their tokens)\n"
+		"  key revoke ID                   revoke a key at once\n"
 		"\n"
 		"  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
 		"The migrations directory defaults to $DUALREG_SQL_DIR, else " DUALREG_SQLDIR ".\n");
@@ -117,6 +123,159 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	return rc;
 }
 
+static int key_create(PGconn *conn, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"admin", no_argument, NULL, 'a'},
+	    {"school", required_argument, NULL, 's'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool admin = false;
+	const char *urn = NULL, *name = NULL;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "as:n:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			admin = true;
+			break;
+		case 's':
+			urn = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'h':
+			printf("usage: dualregctl key create (--admin | --school URN) [--name TEXT]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (admin == (urn != NULL)) {
+		fprintf(stderr, "dualregctl: key create needs exactly one of --admin or --school URN\n");
+		return 2;
+	}
+	char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX], prefix[16];
+	if (auth_token_new(token, sizeof token) != 0) {
+		fprintf(stderr, "dualregctl: no randomness available\n");
+		return 1;
+	}
+	auth_token_hash(token, hash);
+	snprintf(prefix, sizeof prefix, "%.10s", token);
+	char defname[64];
+	if (name == NULL) {
+		snprintf(defname, sizeof defname, admin ? "admin" : "school %s", urn);
+		name = defname;
+	}
+	const char *params[] = {name, admin ? "admin" : "school", urn, hash, prefix};
+	PGresult *r = PQexecParams(conn,
+				   "INSERT INTO api_keys (name, role, urn, token_hash, prefix) "
+				   "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+				   5, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state != NULL && strcmp(state, "23503") == 0)
+			fprintf(stderr, "dualregctl: no school with URN %s\n", urn);
+		else
+			fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return 1;
+	}
+	fprintf(stderr, "created key %s (%s); the token is shown only now:\n",
+		PQgetvalue(r, 0, 0), name);
+	printf("%s\n", token);
+	PQclear(r);
+	return 0;
+}
+
+static int key_list(PGconn *conn, bool json)
+{
+	PGresult *r = PQexec(conn,
+			     json ? "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, "
+				    "'role', role, 'urn', urn, 'prefix', prefix, 'created_at', created_at, "
+				    "'revoked_at', revoked_at) ORDER BY id), '[]') FROM api_keys"
+				  : "SELECT id, role, coalesce(urn, '-'), prefix, "
+				    "to_char(created_at, 'YYYY-MM-DD HH24:MI'), "
+				    "CASE WHEN revoked_at IS NULL THEN 'active' ELSE 'revoked' END, name "
+				    "FROM api_keys ORDER BY id");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return 1;
+	}
+	if (json) {
+		printf("%s\n", PQgetvalue(r, 0, 0));
+	} else {
+		printf("%-6s %-7s %-7s %-11s %-17s %-8s %s\n", "ID", "ROLE", "URN", "PREFIX",
+		       "CREATED", "STATE", "NAME");
+		for (int i = 0; i < PQntuples(r); i++)
+			printf("%-6s %-7s %-7s %-11s %-17s %-8s %s\n", PQgetvalue(r, i, 0),
+			       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+			       PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int key_revoke(PGconn *conn, const char *id)
+{
+	char *end;
+	strtoll(id, &end, 10);
+	if (id[0] == '\0' || *end != '\0') {
+		fprintf(stderr, "dualregctl: key revoke needs a numeric key id\n");
+		return 2;
+	}
+	const char *params[] = {id};
+	PGresult *r = PQexecParams(conn,
+				   "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+				   "WHERE id = $1::bigint RETURNING name",
+				   1, NULL, params, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		rc = 1;
+	} else if (PQntuples(r) == 0) {
+		fprintf(stderr, "dualregctl: no key with id %s\n", id);
+		rc = 1;
+	} else {
+		printf("revoked key %s (%s)\n", id, PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int cmd_key(const struct config *cfg, int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+		printf("usage: dualregctl key create|list|revoke ...\n");
+		return argc < 2 ? 2 : 0;
+	}
+	const char *sub = argv[1];
+	if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0) {
+		fprintf(stderr, "dualregctl: unknown key command \"%s\"\n", sub);
+		return 2;
+	}
+	if (strcmp(sub, "revoke") == 0 && argc != 3) {
+		fprintf(stderr, "usage: dualregctl key revoke ID\n");
+		return 2;
+	}
+	PGconn *conn = connect_db(cfg);
+	if (conn == NULL)
+		return 1;
+	int rc;
+	if (strcmp(sub, "create") == 0)
+		rc = key_create(conn, argc - 1, argv + 1);
+	else if (strcmp(sub, "list") == 0)
+		rc = key_list(conn, argc > 2 && strcmp(argv[2], "--json") == 0);
+	else
+		rc = key_revoke(conn, argv[2]);
+	PQfinish(conn);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config_path = NULL;
@@ -151,6 +310,8 @@ int main(int argc, char **argv)
 	int rc;
 	if (strcmp(cmd, "migrate") == 0) {
 		rc = cmd_migrate(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "key") == 0) {
+		rc = cmd_key(&cfg, argc - i, argv + i);
 	} else {
 		fprintf(stderr, "dualregctl: unknown command \"%s\"\n", cmd);
 		usage(stderr);

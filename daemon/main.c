@@ -112,6 +112,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	d->cfg.request_timeout_ms = next.request_timeout_ms;
 	d->cfg.drain_timeout_ms = next.drain_timeout_ms;
 	d->cfg.max_requests = next.max_requests;
+	d->cfg.rate_per_second = next.rate_per_second;
+	d->cfg.rate_burst = next.rate_burst;
 	log_set_level(next.log_level);
 	cfg_free(&next);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));

@@ -8,11 +8,11 @@
 static void h(void) {}
 
 static const struct router_route routes[] = {
-    {RM_GET, "/healthz", "healthz", h},
-    {RM_GET, "/v1/schools/{urn}", "school", h},
-    {RM_PATCH, "/v1/schools/{urn}", "school-patch", h},
-    {RM_GET, "/v1/pupils/{upn}/marks/{date}/{session}/history", "history", h},
-    {RM_POST, "/v1/marks", "marks", h},
+    {RM_GET, "/healthz", "healthz", ROUTE_PUBLIC, h},
+    {RM_GET, "/v1/schools/{urn}", "school", ROUTE_ADMIN, h},
+    {RM_PATCH, "/v1/schools/{urn}", "school-patch", ROUTE_ADMIN, h},
+    {RM_GET, "/v1/pupils/{upn}/marks/{date}/{session}/history", "history", ROUTE_KEY, h},
+    {RM_POST, "/v1/marks", "marks", ROUTE_KEY, h},
 };
 #define NR (sizeof routes / sizeof routes[0])
 

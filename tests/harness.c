@@ -382,3 +382,42 @@ void th_assert_problem(const struct th_resp *resp, long status)
 	ck_assert(cJSON_IsNumber(st) && st->valueint == status);
 	ck_assert(cJSON_IsString(detail) && detail->valuestring[0] != '\0');
 }
+
+void th_key_create(const char *db_url, const char *urn, char *token, size_t len)
+{
+	char ctl[512], env_url[1100], out[4096];
+	snprintf(ctl, sizeof ctl, "%s/dualregctl", th_env("DUALREG_TEST_BIN"));
+	snprintf(env_url, sizeof env_url, "DUALREG_DATABASE_URL=%s", db_url);
+	char *const admin[] = {ctl, "-c", "/dev/null", "key", "create", "--admin", NULL};
+	char *const school[] = {ctl, "-c", "/dev/null", "key", "create", "--school", (char *)urn,
+				NULL};
+	char *const envp[] = {env_url, NULL};
+	int rc = th_run(urn == NULL ? admin : school, envp, out, sizeof out);
+	ck_assert_msg(rc == 0, "dualregctl key create failed (%d): %s", rc, out);
+	const char *t = strstr(out, "drk_");
+	ck_assert_msg(t != NULL, "no token in: %s", out);
+	size_t n = strcspn(t, "\n");
+	ck_assert_uint_lt(n, len);
+	memcpy(token, t, n);
+	token[n] = '\0';
+}
+
+void th_api(const struct th_daemon *d, const char *method, const char *path, const char *token,
+	    const char *json, const char *const *extra_headers, struct th_resp *resp)
+{
+	char url[2048], auth[128];
+	const char *headers[16];
+	size_t n = 0;
+	snprintf(url, sizeof url, "%s%s", d->base, path);
+	if (token != NULL) {
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+		headers[n++] = auth;
+	}
+	if (json != NULL)
+		headers[n++] = "Content-Type: application/json";
+	for (size_t i = 0; extra_headers != NULL && extra_headers[i] != NULL && n < 15; i++)
+		headers[n++] = extra_headers[i];
+	headers[n] = NULL;
+	int rc = th_http(method, url, json, json ? strlen(json) : 0, headers, resp);
+	ck_assert_msg(rc == 0, "%s %s: no response", method, path);
+}

@@ -68,6 +68,20 @@ int th_http(const char *method, const char *url, const char *body, size_t body_l
 	    const char *const *headers, struct th_resp *resp);
 void th_resp_free(struct th_resp *resp);
 
+/*
+ * Creates an API key with dualregctl (urn NULL: an admin key) and writes its token
+ * (AUTH_TOKEN_LEN + 1 bytes) into token.
+ */
+void th_key_create(const char *db_url, const char *urn, char *token, size_t len);
+
+/*
+ * One JSON API call: method, daemon-relative path, bearer token (may be NULL), JSON
+ * body text (may be NULL; sent as application/json). Fails the test if no response.
+ * Extra headers may be given as a NULL-terminated list (or NULL).
+ */
+void th_api(const struct th_daemon *d, const char *method, const char *path, const char *token,
+	    const char *json, const char *const *extra_headers, struct th_resp *resp);
+
 /* Asserts the response is an RFC 9457 problem with this status. */
 void th_assert_problem(const struct th_resp *resp, long status);
 

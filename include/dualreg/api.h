@@ -22,6 +22,7 @@ struct event_base;
 struct evhttp_request;
 struct db_pool;
 struct db_op;
+struct pg_result;
 struct config;
 struct api_server;
 
@@ -31,6 +32,17 @@ struct api_env {
 	struct db_pool *db;
 	const struct config *cfg;
 };
+
+/* The caller, once authenticated (see auth.h). */
+struct api_key {
+	long long id;
+	char name[128];
+	bool admin;
+	char urn[8]; /* the school a school key acts for; "" for admin */
+};
+
+struct db_conn;
+struct pg_result;
 
 struct api_req {
 	struct api_server *srv;
@@ -42,6 +54,15 @@ struct api_req {
 	struct db_op *op;                   /* pooled operation in flight, if any */
 	void (*on_abort)(struct api_req *r); /* undo other asynchronous work */
 	void *state;                        /* the handler's own */
+	struct api_key key;                 /* the caller (routes other than ROUTE_PUBLIC) */
+	struct db_conn *conn;               /* held by an open transaction (api_txn_*) */
+
+	/* private to api/: continuations of the statement in flight */
+	void (*step)(struct api_req *r, struct pg_result *res);
+	void (*after)(struct api_req *r, struct pg_result *res);
+	cJSON *abort_problem;
+	void (*auth_next)(struct api_req *r);
+	char auth_hash[65];
 };
 
 typedef void (*api_handler_fn)(struct api_req *r);
@@ -71,5 +92,42 @@ void api_reply_problem(struct api_req *r, cJSON *problem);
 /* Replies with a problem built from status, slug (NULL: default) and a detail text. */
 void api_reply_error(struct api_req *r, int status, const char *slug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* A request header, or NULL. */
+const char *api_header(struct api_req *r, const char *name);
+/* A query-string parameter (decoded) copied into buf; false if absent. */
+bool api_query_param(struct api_req *r, const char *name, char *buf, size_t buflen);
+
+/*
+ * The request body as a JSON object. Checks Content-Type (415), parses (400 with the
+ * position of the error) and requires an object (422); on failure replies itself and
+ * returns NULL. The caller owns the result.
+ */
+cJSON *api_json_body(struct api_req *r);
+
+/* ---- database work for a request (api/txn.c) ----
+ * Result callbacks get the statement's result: a successful one, or an SQL error (see
+ * PQresultStatus; api_reply_db_error maps the usual ones). When there is no result at
+ * all (database unavailable, connection lost) the request is answered 503 and the
+ * callback is not called. */
+typedef void (*api_result_fn)(struct api_req *r, struct pg_result *res);
+
+/* One statement on any pooled connection (outside a transaction). */
+void api_query(struct api_req *r, const char *sql, int nparams, const char *const *params,
+	       api_result_fn next);
+/* Holds a connection and opens a transaction; then next(r, NULL). */
+void api_txn_begin(struct api_req *r, api_result_fn next);
+/* A statement inside the open transaction. After an SQL error the transaction is
+ * aborted: only api_txn_abort (or a reply, which rolls back) may follow. */
+void api_txn_query(struct api_req *r, const char *sql, int nparams, const char *const *params,
+		   api_result_fn next);
+/* Commits and returns the connection; then next(r, NULL). A failed commit replies. */
+void api_txn_commit(struct api_req *r, api_result_fn next);
+/* Rolls back, returns the connection and replies with problem (takes ownership). */
+void api_txn_abort(struct api_req *r, cJSON *problem);
+/* Replies for an unexpected SQL error: 409 for unique/exclusion violations, 422 for
+ * check/foreign-key violations, 503 for timeouts, else 500 (details only in the log).
+ * Rolls back first when a transaction is open. */
+void api_reply_db_error(struct api_req *r, struct pg_result *res);
 
 #endif

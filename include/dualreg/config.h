@@ -31,6 +31,9 @@ struct config {
 	unsigned connect_timeout_ms;
 	/* [log] */
 	enum log_level log_level;
+	/* [limits] per API key: a token bucket */
+	unsigned rate_per_second;
+	unsigned rate_burst;
 };
 
 /* Fills every key with its default. Allocates; release with cfg_free. */

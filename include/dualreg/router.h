@@ -25,10 +25,14 @@ enum router_method {
 	RM_OTHER = 1 << 7,
 };
 
+/* Who may call a route. */
+enum router_access { ROUTE_PUBLIC = 0, ROUTE_KEY = 1, ROUTE_ADMIN = 2 };
+
 struct router_route {
 	unsigned method; /* one enum router_method value */
 	const char *pattern;
 	const char *name; /* for logs and metrics, e.g. "readyz" */
+	enum router_access access;
 	void (*handler)(void); /* the caller's handler type, cast back on dispatch */
 };
 
