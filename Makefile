@@ -68,7 +68,7 @@ SCHEMA_VERSION = $(shell ls sql | sed -n 's/^\([0-9][0-9][0-9]\)_.*\.sql$$/\1/p'
 DATABASE_URL_FILE = var/database_url
 RUN_CONFIG ?= config/dualreg.conf.example
 
-.PHONY: all run run-inner check check-inner stop install clean deps
+.PHONY: all run run-inner check check-inner stop install clean deps bench bench-inner
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/dualregd $(BUILD)/dualregctl
@@ -116,6 +116,21 @@ run-inner: all
 
 stop:
 	@scripts/pg.sh stop var/pg
+
+BENCH_BINS = $(BUILD)/loadgen $(BUILD)/evhttp_ceiling $(BUILD)/upsert_ceiling
+
+$(BUILD)/loadgen: $(BUILD)/bench/loadgen.o
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/evhttp_ceiling: $(BUILD)/bench/evhttp_ceiling.o
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/upsert_ceiling: $(BUILD)/bench/upsert_ceiling.o
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-inner
+
+bench-inner: all $(BENCH_BINS)
+	@bench/run.sh $(BUILD)
 
 check: deps
 	@$(MAKE) --no-print-directory check-inner
