@@ -46,7 +46,7 @@ LDFLAGS += $(LDSAN)
 
 CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c \
             daemon/db/conn.c daemon/db/pool.c daemon/db/migrate.c \
-            $(sort $(wildcard daemon/domain/*.c)) \
+            $(sort $(wildcard daemon/domain/*.c)) $(sort $(wildcard daemon/sync/*.c)) \
             api/problem.c api/router.c api/server.c api/routes.c api/auth.c api/auth_token.c api/txn.c \
             $(sort $(wildcard api/h_*.c))
 DAEMON_SRCS = daemon/main.c

@@ -11,5 +11,7 @@ Suite *migrate_suite(void);
 Suite *pool_suite(void);
 Suite *daemon_suite(void);
 Suite *openapi_suite(void);
+Suite *sign_suite(void);
+Suite *httpc_suite(void);
 
 #endif
