@@ -13,5 +13,6 @@ Suite *daemon_suite(void);
 Suite *openapi_suite(void);
 Suite *sign_suite(void);
 Suite *httpc_suite(void);
+Suite *outbox_suite(void);
 
 #endif

@@ -1,0 +1,353 @@
+/*
+ * outbox: the delivery loop (see outbox.h).
+ *
+ * At most one claim statement runs at a time; a wake-up that arrives meanwhile is
+ * remembered and served when it returns. Each claimed delivery becomes one httpc
+ * transfer; its outcome is written back with dualreg_outbox_done, which only the
+ * lease holder may do. If this daemon dies mid-attempt the lease runs out (attempt
+ * timeout + 30 s) and any daemon claims the delivery again: at-least-once, with
+ * duplicates only for attempts that were in flight.
+ *
+ * The webhook-id is the event's id ("evt_<n>"), the same on every attempt and replay;
+ * webhook-timestamp and the signatures are made fresh for each attempt.
+ */
+#include "dualreg/outbox.h"
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dualreg/db.h"
+#include "dualreg/httpc.h"
+#include "dualreg/log.h"
+#include "dualreg/sign.h"
+#include "dualreg/xalloc.h"
+
+#define RESPONSE_KEEP 2048 /* bytes of a response body kept for diagnosis */
+
+struct outbox {
+	struct event_base *base;
+	struct db_pool *db;
+	struct httpc *http;
+	struct outbox_opts opts;
+	char *ca_file;
+	char owner[96];
+	unsigned in_flight;   /* attempts sending or being recorded */
+	bool claiming, wake_again, draining;
+	struct db_op *claim_op;
+	struct event ev_poll;
+	void (*drained)(void *);
+	void *drained_arg;
+	struct outbox_stats stats;
+	struct attempt *attempts; /* in flight, for cleanup */
+};
+
+struct attempt {
+	struct outbox *o;
+	char id[24];
+	char event_id[24];
+	int attempt_no;
+	struct httpc_xfer *xfer;
+	struct db_op *op;
+	char *body;
+	struct attempt *next, *prev;
+};
+
+static void claim(struct outbox *o);
+
+static void attempt_unlink(struct attempt *a)
+{
+	struct outbox *o = a->o;
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		o->attempts = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	free(a->body);
+	free(a);
+	o->in_flight--;
+	if (o->draining && o->in_flight == 0 && o->drained != NULL) {
+		void (*cb)(void *) = o->drained;
+		o->drained = NULL;
+		cb(o->drained_arg);
+	}
+}
+
+static void recorded(PGresult *res, const char *err, void *arg)
+{
+	struct attempt *a = arg;
+	struct outbox *o = a->o;
+	a->op = NULL;
+	if (res == NULL)
+		log_warn("delivery outcome not recorded; the lease will expire and it is retried",
+			 "delivery=%s err=\"%s\"", a->id, err);
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		log_error("delivery outcome not recorded", "delivery=%s err=\"%s\"", a->id,
+			  PQresultErrorMessage(res));
+	attempt_unlink(a);
+	if (!o->draining)
+		claim(o);
+}
+
+/* Seconds to wait before the next attempt, or a negative value when there is none. */
+static double next_delay(const struct outbox *o, int attempt_no, long retry_after_s)
+{
+	if (retry_after_s >= 0)
+		return (double)(retry_after_s < (long)o->opts.max_retry_after_s ? retry_after_s
+									 : (long)o->opts.max_retry_after_s);
+	if (attempt_no < 1 || (unsigned)attempt_no > o->opts.schedule_len)
+		return -1;
+	double base = o->opts.schedule_ms[attempt_no - 1] / 1000.0;
+	double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
+	return base * jitter;
+}
+
+static void sent(const struct httpc_result *res, void *arg)
+{
+	struct attempt *a = arg;
+	struct outbox *o = a->o;
+	a->xfer = NULL;
+	const char *outcome;
+	double delay = -1;
+	char status[16], delay_s[32], error[300];
+	snprintf(status, sizeof status, "%ld", res->status);
+	error[0] = '\0';
+	if (res->ok && res->status >= 200 && res->status < 300) {
+		outcome = "delivered";
+		o->stats.delivered++;
+	} else if (res->ok && res->status == 410) {
+		outcome = "gone";
+		snprintf(error, sizeof error, "410 Gone: subscription disabled");
+		o->stats.failed++;
+	} else {
+		long ra = res->ok && (res->status == 429 || res->status == 503) ? res->retry_after_s : -1;
+		delay = next_delay(o, a->attempt_no, ra);
+		outcome = "retry";
+		if (res->ok)
+			snprintf(error, sizeof error, "HTTP %ld", res->status);
+		else
+			snprintf(error, sizeof error, "%s", res->error);
+		if (delay < 0)
+			o->stats.failed++;
+		else
+			o->stats.retried++;
+	}
+	if (delay >= 0)
+		snprintf(delay_s, sizeof delay_s, "%.3f", delay);
+	log_debug("delivery attempt", "delivery=%s event=%s attempt=%d status=%ld outcome=%s%s%s",
+		  a->id, a->event_id, a->attempt_no, res->status, outcome,
+		  error[0] ? " err=" : "", error);
+	const char *params[] = {a->id,
+				o->owner,
+				outcome,
+				res->status > 0 ? status : NULL,
+				error[0] ? error : NULL,
+				res->body_len > 0 ? res->body : NULL,
+				delay >= 0 ? delay_s : NULL};
+	a->op = dbp_query(o->db,
+			  "SELECT dualreg_outbox_done($1::bigint, $2, $3, $4::integer, $5, "
+			  "left($6, 2048), $7::double precision)",
+			  7, params, recorded, a);
+}
+
+/* Starts one signed POST for a claimed row. */
+static void send_row(struct outbox *o, PGresult *res, int row)
+{
+	struct attempt *a = xcalloc(1, sizeof *a);
+	a->o = o;
+	snprintf(a->id, sizeof a->id, "%s", PQgetvalue(res, row, 0));
+	snprintf(a->event_id, sizeof a->event_id, "%s", PQgetvalue(res, row, 1));
+	a->attempt_no = atoi(PQgetvalue(res, row, 2));
+	a->next = o->attempts;
+	if (o->attempts)
+		o->attempts->prev = a;
+	o->attempts = a;
+	o->in_flight++;
+	o->stats.attempts++;
+
+	/* Body: {"type", "timestamp" (when the event happened), "data"}; data is already
+	 * JSON text from PostgreSQL and is embedded as it is. */
+	const char *type = PQgetvalue(res, row, 6);
+	const char *occurred = PQgetvalue(res, row, 7);
+	const char *data = PQgetvalue(res, row, 8);
+	a->body = xasprintf("{\"type\":\"%s\",\"timestamp\":\"%s\",\"data\":%s}", type, occurred,
+			    data);
+	size_t body_len = strlen(a->body);
+
+	char msg_id[32], ts[24], sig1[SIGN_SIG_MAX], sig2[SIGN_SIG_MAX];
+	snprintf(msg_id, sizeof msg_id, "evt_%s", a->event_id);
+	long long now = (long long)time(NULL);
+	snprintf(ts, sizeof ts, "%lld", now);
+	const char *secret = PQgetvalue(res, row, 4);
+	bool has_prev = !PQgetisnull(res, row, 5);
+	if (sign_webhook(secret, msg_id, now, a->body, body_len, sig1) != 0 ||
+	    (has_prev && sign_webhook(PQgetvalue(res, row, 5), msg_id, now, a->body, body_len,
+				      sig2) != 0)) {
+		struct httpc_result bad = {.error = "the subscription secret is malformed",
+					   .retry_after_s = -1, .body = ""};
+		sent(&bad, a);
+		return;
+	}
+	char h_id[64], h_ts[48], h_sig[2 * SIGN_SIG_MAX + 32];
+	snprintf(h_id, sizeof h_id, "webhook-id: %s", msg_id);
+	snprintf(h_ts, sizeof h_ts, "webhook-timestamp: %s", ts);
+	snprintf(h_sig, sizeof h_sig, "webhook-signature: %s%s%s", sig1, has_prev ? " " : "",
+		 has_prev ? sig2 : "");
+	const char *headers[] = {"Content-Type: application/json", h_id, h_ts, h_sig, NULL};
+	struct httpc_request req = {
+	    .method = "POST",
+	    .url = PQgetvalue(res, row, 3),
+	    .headers = headers,
+	    .body = a->body,
+	    .body_len = body_len,
+	    .timeout_ms = o->opts.timeout_ms,
+	    .connect_timeout_ms = o->opts.timeout_ms < 10000 ? o->opts.timeout_ms : 10000,
+	    .max_response = RESPONSE_KEEP,
+	    .allow_http = o->opts.allow_http,
+	    .allow_private = o->opts.allow_private,
+	    .ca_file = o->ca_file,
+	};
+	a->xfer = httpc_start(o->http, &req, sent, a);
+}
+
+static void claimed(PGresult *res, const char *err, void *arg)
+{
+	struct outbox *o = arg;
+	o->claim_op = NULL;
+	o->claiming = false;
+	int n = 0;
+	if (res == NULL) {
+		log_debug("outbox claim failed", "err=\"%s\"", err);
+	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error("outbox claim failed", "err=\"%s\"", PQresultErrorMessage(res));
+	} else {
+		n = PQntuples(res);
+		for (int i = 0; i < n; i++)
+			send_row(o, res, i);
+	}
+	if (o->wake_again && !o->draining) {
+		o->wake_again = false;
+		claim(o);
+	}
+}
+
+static void claim(struct outbox *o)
+{
+	if (o->draining)
+		return;
+	if (o->claiming) {
+		o->wake_again = true;
+		return;
+	}
+	if (o->in_flight >= o->opts.max_in_flight)
+		return; /* a finishing attempt claims again */
+	char owner_limit[16], per_sub[16], lease[16];
+	snprintf(owner_limit, sizeof owner_limit, "%u", o->opts.max_in_flight - o->in_flight);
+	snprintf(per_sub, sizeof per_sub, "%u", o->opts.per_subscription);
+	snprintf(lease, sizeof lease, "%u", o->opts.timeout_ms / 1000 + 30);
+	const char *params[] = {o->owner, owner_limit, per_sub, lease};
+	o->claiming = true;
+	o->claim_op = dbp_query(o->db,
+				"SELECT id, event_id, attempts, url, secret, previous_secret, type, "
+				"to_char(occurred_at AT TIME ZONE 'UTC', "
+				"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), data "
+				"FROM dualreg_outbox_claim($1, $2::integer, $3::integer, $4::integer)",
+				4, params, claimed, o);
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	claim(arg);
+}
+
+static void set_opts(struct outbox *o, const struct outbox_opts *opts)
+{
+	free(o->ca_file);
+	o->opts = *opts;
+	o->ca_file = opts->ca_file ? xstrdup(opts->ca_file) : NULL;
+	o->opts.ca_file = o->ca_file;
+	if (o->opts.max_in_flight == 0)
+		o->opts.max_in_flight = 1;
+	if (o->opts.per_subscription == 0)
+		o->opts.per_subscription = 1;
+}
+
+struct outbox *outbox_new(struct event_base *base, struct db_pool *db, struct httpc *http,
+			  const struct outbox_opts *opts)
+{
+	struct outbox *o = xcalloc(1, sizeof *o);
+	o->base = base;
+	o->db = db;
+	o->http = http;
+	set_opts(o, opts);
+	char host[64] = "host";
+	gethostname(host, sizeof host - 1);
+	snprintf(o->owner, sizeof o->owner, "%s:%d:%lx", host, (int)getpid(), (unsigned long)random());
+	event_assign(&o->ev_poll, base, -1, EV_PERSIST, poll_cb, o);
+	struct timeval tv = {o->opts.poll_ms / 1000, (o->opts.poll_ms % 1000) * 1000};
+	event_add(&o->ev_poll, &tv);
+	return o;
+}
+
+void outbox_configure(struct outbox *o, const struct outbox_opts *opts)
+{
+	set_opts(o, opts);
+	struct timeval tv = {o->opts.poll_ms / 1000, (o->opts.poll_ms % 1000) * 1000};
+	event_add(&o->ev_poll, &tv);
+}
+
+void outbox_wake(struct outbox *o)
+{
+	claim(o);
+}
+
+void outbox_drain(struct outbox *o, void (*done)(void *), void *arg)
+{
+	o->draining = true;
+	event_del(&o->ev_poll);
+	if (o->claim_op != NULL) {
+		db_op_cancel(o->claim_op);
+		o->claim_op = NULL;
+		o->claiming = false;
+	}
+	if (o->in_flight == 0) {
+		done(arg);
+		return;
+	}
+	o->drained = done;
+	o->drained_arg = arg;
+}
+
+void outbox_stats(const struct outbox *o, struct outbox_stats *out)
+{
+	*out = o->stats;
+	out->in_flight = o->in_flight;
+}
+
+void outbox_free(struct outbox *o)
+{
+	if (o == NULL)
+		return;
+	event_del(&o->ev_poll);
+	if (o->claim_op != NULL)
+		db_op_cancel(o->claim_op);
+	o->drained = NULL;
+	while (o->attempts != NULL) {
+		struct attempt *a = o->attempts;
+		if (a->xfer != NULL)
+			httpc_cancel(a->xfer);
+		if (a->op != NULL)
+			db_op_cancel(a->op);
+		attempt_unlink(a);
+	}
+	free(o->ca_file);
+	free(o);
+}

@@ -1,0 +1,152 @@
+-- Push to schools' MIS: webhook subscriptions and the durable outbox of deliveries.
+-- A delivery row is written in the same transaction as the event that causes it
+-- (dualreg_emit fans out), so nothing committed can be lost; the dispatcher claims due
+-- rows with leases (FOR UPDATE SKIP LOCKED), so several daemons never send the same
+-- delivery at once, and a daemon that dies hands its leases over when they expire.
+
+CREATE TABLE subscriptions (
+    id                bigserial PRIMARY KEY,
+    urn               text NOT NULL REFERENCES schools,
+    url               text NOT NULL CHECK (length(url) BETWEEN 8 AND 2000),
+    events            text[] NOT NULL CHECK (cardinality(events) > 0),
+    description       text NOT NULL DEFAULT '',
+    secret            text NOT NULL,
+    previous_secret   text,           -- still signs until previous_until (rotation)
+    previous_until    timestamptz,
+    disabled_at       timestamptz,    -- the endpoint answered 410 Gone
+    disabled_reason   text,
+    deleted_at        timestamptz,
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX subscriptions_urn ON subscriptions (urn) WHERE deleted_at IS NULL;
+
+CREATE TABLE deliveries (
+    id               bigserial PRIMARY KEY,
+    subscription_id  bigint NOT NULL REFERENCES subscriptions,
+    event_id         bigint NOT NULL REFERENCES events,
+    upn              text,             -- ordering key: one pupil's events in order
+    status           text NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    lease_until      timestamptz,
+    lease_owner      text,
+    last_attempt_at  timestamptz,
+    last_status      integer,
+    last_error       text,
+    last_response    text,             -- truncated response body, for diagnosis
+    delivered_at     timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (subscription_id, event_id)
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_order ON deliveries (subscription_id, upn, event_id)
+    WHERE status = 'pending';
+CREATE INDEX deliveries_list ON deliveries (subscription_id, id);
+
+-- Events now also fan out to the subscriptions of the schools they concern.
+CREATE OR REPLACE FUNCTION dualreg_emit(p_type text, p_upn text, p_urns text[], p_data jsonb)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO events (type, upn, urns, data, occurred_at)
+    VALUES (p_type, p_upn, p_urns, p_data, dualreg_now())
+    RETURNING id INTO v_id;
+    INSERT INTO deliveries (subscription_id, event_id, upn)
+    SELECT s.id, v_id, p_upn
+      FROM subscriptions s
+     WHERE s.urn = ANY (p_urns) AND s.deleted_at IS NULL AND s.disabled_at IS NULL
+       AND ('*' = ANY (s.events) OR p_type = ANY (s.events));
+    IF FOUND THEN
+        PERFORM pg_notify('dualreg_outbox', '');
+    END IF;
+    PERFORM pg_notify('dualreg_events', '');
+    RETURN v_id;
+END $$;
+
+-- Claims up to p_limit due deliveries for p_owner for p_lease_s seconds. A delivery is
+-- due when its time has come, nobody holds a live lease on it, its subscription is
+-- active, and no earlier delivery for the same subscription and pupil is still
+-- pending (so one pupil's events arrive in order; other pupils are not held up).
+-- At most p_per_sub deliveries of one subscription are in flight at once.
+CREATE FUNCTION dualreg_outbox_claim(p_owner text, p_limit integer, p_per_sub integer,
+                                     p_lease_s integer)
+RETURNS TABLE (id bigint, event_id bigint, attempts integer, url text, secret text,
+               previous_secret text, type text, occurred_at timestamptz, data jsonb)
+LANGUAGE sql AS $$
+  WITH candidates AS (
+    SELECT d.id, d.subscription_id
+      FROM deliveries d
+      JOIN subscriptions s ON s.id = d.subscription_id
+     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+       AND (d.lease_until IS NULL OR d.lease_until < now())
+       AND s.deleted_at IS NULL AND s.disabled_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM deliveries e
+                        WHERE e.subscription_id = d.subscription_id
+                          AND e.upn IS NOT DISTINCT FROM d.upn
+                          AND e.status = 'pending' AND e.event_id < d.event_id)
+       AND (SELECT count(*) FROM deliveries l
+             WHERE l.subscription_id = d.subscription_id AND l.status = 'pending'
+               AND l.lease_until >= now()) < p_per_sub
+     ORDER BY d.next_attempt_at, d.id
+     LIMIT p_limit
+     FOR UPDATE OF d SKIP LOCKED
+  ), claimed AS (
+    UPDATE deliveries d
+       SET lease_until = now() + make_interval(secs => p_lease_s), lease_owner = p_owner,
+           attempts = d.attempts + 1, last_attempt_at = now()
+      FROM candidates c
+     WHERE d.id = c.id
+    RETURNING d.id, d.event_id, d.attempts, d.subscription_id
+  )
+  SELECT c.id, c.event_id, c.attempts, s.url, s.secret,
+         CASE WHEN s.previous_until > now() THEN s.previous_secret END,
+         e.type, e.occurred_at, e.data
+    FROM claimed c
+    JOIN subscriptions s ON s.id = c.subscription_id
+    JOIN events e ON e.id = c.event_id
+$$;
+
+-- Records the outcome of one attempt (only by the lease holder). p_outcome:
+-- 'delivered' (2xx), 'gone' (410: the subscription is disabled), or 'retry' with the
+-- delay before the next attempt (NULL: the schedule is exhausted, the delivery fails).
+CREATE FUNCTION dualreg_outbox_done(p_id bigint, p_owner text, p_outcome text,
+                                    p_status integer, p_error text, p_response text,
+                                    p_delay_s double precision)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_sub bigint;
+    v_state text;
+BEGIN
+    IF p_outcome = 'delivered' THEN
+        v_state := 'delivered';
+    ELSIF p_outcome = 'gone' OR p_delay_s IS NULL THEN
+        v_state := 'failed';
+    ELSE
+        v_state := 'pending';
+    END IF;
+    UPDATE deliveries
+       SET status = v_state,
+           last_status = p_status, last_error = p_error, last_response = p_response,
+           delivered_at = CASE WHEN v_state = 'delivered' THEN now() END,
+           next_attempt_at = CASE WHEN v_state = 'pending'
+                                  THEN now() + make_interval(secs => p_delay_s)
+                                  ELSE next_attempt_at END,
+           lease_until = NULL, lease_owner = NULL
+     WHERE id = p_id AND lease_owner = p_owner
+    RETURNING subscription_id INTO v_sub;
+    IF NOT FOUND THEN
+        RETURN 'lease-lost';
+    END IF;
+    IF p_outcome = 'gone' THEN
+        UPDATE subscriptions
+           SET disabled_at = coalesce(disabled_at, now()),
+               disabled_reason = 'the endpoint answered 410 Gone'
+         WHERE id = v_sub;
+    END IF;
+    IF v_state = 'pending' THEN
+        PERFORM pg_notify('dualreg_outbox', '');
+    END IF;
+    RETURN v_state;
+END $$;
