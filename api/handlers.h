@@ -15,4 +15,12 @@ extern const size_t api_nroutes;
 void h_healthz(struct api_req *r);
 void h_readyz(struct api_req *r);
 
+/* webhooks (h_subscriptions.c, h_deliveries.c) */
+void h_subscriptions_create(struct api_req *r);
+void h_subscriptions_list(struct api_req *r);
+void h_subscriptions_delete(struct api_req *r);
+void h_subscriptions_rotate(struct api_req *r);
+void h_deliveries_list(struct api_req *r);
+void h_deliveries_retry(struct api_req *r);
+
 #endif

@@ -262,6 +262,12 @@ void api_reply_json(struct api_req *r, int status, cJSON *body)
 	req_finish(slot, status);
 }
 
+void api_reply_json_text(struct api_req *r, int status, const char *json, size_t len)
+{
+	send_raw(r->req, status, "application/json", json, len);
+	req_finish((struct req_slot *)r, status);
+}
+
 void api_reply_problem(struct api_req *r, cJSON *problem)
 {
 	struct req_slot *slot = (struct req_slot *)r;

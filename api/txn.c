@@ -161,3 +161,33 @@ void api_reply_db_error(struct api_req *r, PGresult *res)
 	}
 	api_reply_problem(r, problem);
 }
+
+void api_reply_sql_json(struct api_req *r, PGresult *res)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		api_reply_db_error(r, res);
+		return;
+	}
+	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+		api_reply_json_text(r, 200, "null", 4);
+		return;
+	}
+	api_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void api_reply_sql_json_or_404(struct api_req *r, PGresult *res)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		api_reply_db_error(r, res);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		api_reply_error(r, 404, NULL, "no such %s", r->route->name);
+		return;
+	}
+	if (PQgetisnull(res, 0, 0)) {
+		api_reply_json(r, 204, NULL);
+		return;
+	}
+	api_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}

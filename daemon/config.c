@@ -15,7 +15,17 @@
 
 #include "dualreg/xalloc.h"
 
-enum cfg_kind { CFG_LISTEN, CFG_STRING, CFG_UINT, CFG_DURATION, CFG_SIZE, CFG_LOGLEVEL };
+enum cfg_kind {
+	CFG_LISTEN,
+	CFG_STRING,
+	CFG_OPTSTRING, /* may be empty: NULL */
+	CFG_UINT,
+	CFG_DURATION,
+	CFG_SIZE,
+	CFG_LOGLEVEL,
+	CFG_BOOL,
+	CFG_SCHEDULE,
+};
 
 struct cfg_key {
 	const char *section;
@@ -39,6 +49,13 @@ static const struct cfg_key cfg_keys[] = {
 	{"log", "level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
 	{"limits", "rate", CFG_UINT, OFF(rate_per_second), 1, 1000000},
 	{"limits", "burst", CFG_UINT, OFF(rate_burst), 1, 1000000},
+	{"webhooks", "timeout", CFG_DURATION, OFF(webhook_timeout_ms), 100, 300000},
+	{"webhooks", "retry_schedule", CFG_SCHEDULE, OFF(webhook_schedule_ms), 10, 7 * 86400000ul},
+	{"webhooks", "max_in_flight", CFG_UINT, OFF(webhook_max_in_flight), 1, 10000},
+	{"webhooks", "per_subscription", CFG_UINT, OFF(webhook_per_subscription), 1, 1000},
+	{"webhooks", "allow_http", CFG_BOOL, OFF(webhook_allow_http), 0, 1},
+	{"webhooks", "allow_private", CFG_BOOL, OFF(webhook_allow_private), 0, 1},
+	{"webhooks", "ca_file", CFG_OPTSTRING, OFF(webhook_ca_file), 0, 0},
 };
 #undef OFF
 
@@ -70,6 +87,13 @@ void cfg_defaults(struct config *cfg)
 	cfg->log_level = LOG_INFO;
 	cfg->rate_per_second = 50;
 	cfg->rate_burst = 200;
+	cfg->webhook_timeout_ms = 15000;
+	static const unsigned schedule[] = {5000,     30000,     120000,    600000,   1800000,
+					    3600000,  10800000,  21600000,  43200000, 86400000};
+	memcpy(cfg->webhook_schedule_ms, schedule, sizeof schedule);
+	cfg->webhook_schedule_len = sizeof schedule / sizeof schedule[0];
+	cfg->webhook_max_in_flight = 64;
+	cfg->webhook_per_subscription = 4;
 }
 
 void cfg_free(struct config *cfg)
@@ -78,6 +102,8 @@ void cfg_free(struct config *cfg)
 		return;
 	free(cfg->database_url);
 	cfg->database_url = NULL;
+	free(cfg->webhook_ca_file);
+	cfg->webhook_ca_file = NULL;
 }
 
 int cfg_parse_listen(const char *text, char *host, size_t hostlen, uint16_t *port,
@@ -185,6 +211,35 @@ int cfg_parse_size(const char *text, size_t *out, char *err, size_t errlen)
 	return 0;
 }
 
+int cfg_parse_schedule(const char *text, unsigned *ms, unsigned max, unsigned *len, char *err,
+		       size_t errlen)
+{
+	char buf[512];
+	snprintf(buf, sizeof buf, "%s", text);
+	unsigned n = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		size_t tl = strlen(tok);
+		while (tl > 0 && tok[tl - 1] == ' ')
+			tok[--tl] = '\0';
+		if (n == max) {
+			snprintf(err, errlen, "at most %u delays", max);
+			return -1;
+		}
+		if (cfg_parse_duration_ms(tok, &ms[n], err, errlen) != 0)
+			return -1;
+		n++;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "expected a list of delays such as 5s, 30s, 2m");
+		return -1;
+	}
+	*len = n;
+	return 0;
+}
+
 static int parse_uint(const char *text, unsigned long *out, char *err, size_t errlen)
 {
 	char *end;
@@ -217,6 +272,41 @@ static int apply_key(struct config *cfg, const struct cfg_key *k, const char *va
 		}
 		free(*slot);
 		*slot = xstrdup(value);
+		return 0;
+	}
+	case CFG_OPTSTRING: {
+		char **slot = (char **)(base + k->offset);
+		free(*slot);
+		*slot = value[0] != '\0' ? xstrdup(value) : NULL;
+		return 0;
+	}
+	case CFG_BOOL: {
+		bool *b = (bool *)(base + k->offset);
+		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
+			*b = true;
+		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+			 strcmp(value, "0") == 0)
+			*b = false;
+		else {
+			snprintf(err, errlen, "expected true or false, got \"%s\"", value);
+			return -1;
+		}
+		return 0;
+	}
+	case CFG_SCHEDULE: {
+		unsigned *ms = (unsigned *)(base + k->offset);
+		unsigned tmp[CFG_SCHEDULE_MAX], len;
+		if (cfg_parse_schedule(value, tmp, CFG_SCHEDULE_MAX, &len, err, errlen) != 0)
+			return -1;
+		for (unsigned i = 0; i < len; i++) {
+			if (tmp[i] < k->min || tmp[i] > k->max) {
+				snprintf(err, errlen, "delay %u of \"%s\" is out of range (%lums to %lums)",
+					 i + 1, value, k->min, k->max);
+				return -1;
+			}
+		}
+		memcpy(ms, tmp, len * sizeof *tmp);
+		cfg->webhook_schedule_len = len; /* the only schedule key */
 		return 0;
 	}
 	case CFG_UINT:

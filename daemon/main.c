@@ -7,6 +7,8 @@
  * by drain_timeout) and exit 0; a second one exits at once. SIGHUP reloads the config
  * file. The database may be down at start: the pool keeps reconnecting and /readyz says so.
  */
+#include <curl/curl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,7 +23,9 @@
 #include "dualreg/api.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
+#include "dualreg/httpc.h"
 #include "dualreg/log.h"
+#include "dualreg/outbox.h"
 #include "dualreg/version.h"
 
 struct daemon {
@@ -29,13 +33,35 @@ struct daemon {
 	struct config cfg;
 	const char *config_path;
 	struct db_pool *db;
+	struct evdns_base *dns;
+	struct httpc *http;
+	struct outbox *outbox;
 	struct api_env env;
 	struct api_server *api;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
 	bool stopping;
+	bool api_drained, outbox_drained;
 };
+
+/* The webhook dispatcher's options from the [webhooks] configuration. */
+static struct outbox_opts outbox_opts_from(const struct config *cfg)
+{
+	struct outbox_opts o = {
+	    .timeout_ms = cfg->webhook_timeout_ms,
+	    .max_in_flight = cfg->webhook_max_in_flight,
+	    .per_subscription = cfg->webhook_per_subscription,
+	    .poll_ms = 1000,
+	    .schedule_len = cfg->webhook_schedule_len,
+	    .max_retry_after_s = 86400,
+	    .allow_http = cfg->webhook_allow_http,
+	    .allow_private = cfg->webhook_allow_private,
+	    .ca_file = cfg->webhook_ca_file,
+	};
+	memcpy(o.schedule_ms, cfg->webhook_schedule_ms, sizeof o.schedule_ms);
+	return o;
+}
 
 static void usage(FILE *out)
 {
@@ -45,11 +71,27 @@ static void usage(FILE *out)
 		     "  -V       print the version and exit\n");
 }
 
+/* Exits the loop once both the API and the webhook dispatcher have finished. */
+static void maybe_exit(struct daemon *d)
+{
+	if (d->api_drained && d->outbox_drained) {
+		log_info("drained", "");
+		event_base_loopexit(d->base, NULL);
+	}
+}
+
 static void drained_cb(void *arg)
 {
 	struct daemon *d = arg;
-	log_info("drained", "");
-	event_base_loopexit(d->base, NULL);
+	d->api_drained = true;
+	maybe_exit(d);
+}
+
+static void outbox_drained_cb(void *arg)
+{
+	struct daemon *d = arg;
+	d->outbox_drained = true;
+	maybe_exit(d);
 }
 
 static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -79,6 +121,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	d->ev_drain_deadline = evtimer_new(d->base, drain_deadline_cb, d);
 	evtimer_add(d->ev_drain_deadline, &tv);
 	api_server_drain(d->api, drained_cb, d);
+	outbox_drain(d->outbox, outbox_drained_cb, d);
 }
 
 /* Re-reads the config file; applies what can change at runtime, warns about the rest. */
@@ -114,6 +157,18 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	d->cfg.max_requests = next.max_requests;
 	d->cfg.rate_per_second = next.rate_per_second;
 	d->cfg.rate_burst = next.rate_burst;
+	d->cfg.webhook_timeout_ms = next.webhook_timeout_ms;
+	memcpy(d->cfg.webhook_schedule_ms, next.webhook_schedule_ms, sizeof next.webhook_schedule_ms);
+	d->cfg.webhook_schedule_len = next.webhook_schedule_len;
+	d->cfg.webhook_max_in_flight = next.webhook_max_in_flight;
+	d->cfg.webhook_per_subscription = next.webhook_per_subscription;
+	d->cfg.webhook_allow_http = next.webhook_allow_http;
+	d->cfg.webhook_allow_private = next.webhook_allow_private;
+	char *old_ca = d->cfg.webhook_ca_file;
+	d->cfg.webhook_ca_file = next.webhook_ca_file;
+	next.webhook_ca_file = old_ca; /* freed with next */
+	struct outbox_opts oo = outbox_opts_from(&d->cfg);
+	outbox_configure(d->outbox, &oo);
 	log_set_level(next.log_level);
 	cfg_free(&next);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
@@ -152,7 +207,16 @@ static int run(struct daemon *d)
 	    .setup_sql = setup,
 	};
 	d->db = dbp_new(d->base, &popts);
-	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg};
+	/* Reads /etc/resolv.conf and /etc/hosts once, before the loop runs. */
+	d->dns = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (d->dns == NULL) {
+		log_error("cannot set up name resolution", "");
+		return 1;
+	}
+	d->http = httpc_new(d->base, d->cfg.webhook_max_in_flight, d->cfg.webhook_per_subscription);
+	struct outbox_opts oo = outbox_opts_from(&d->cfg);
+	d->outbox = outbox_new(d->base, d->db, d->http, &oo);
+	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg, .dns = d->dns};
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
 		log_error("cannot start the HTTP server", "err=\"%s\"", err);
@@ -185,6 +249,10 @@ static int run(struct daemon *d)
 static void teardown(struct daemon *d)
 {
 	api_server_free(d->api);
+	outbox_free(d->outbox);
+	httpc_free(d->http);
+	if (d->dns != NULL)
+		evdns_base_free(d->dns, 0);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};
@@ -242,8 +310,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	int rc = run(&d);
 	teardown(&d);
+	curl_global_cleanup();
 	return rc;
 }

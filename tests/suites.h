@@ -14,5 +14,6 @@ Suite *openapi_suite(void);
 Suite *sign_suite(void);
 Suite *httpc_suite(void);
 Suite *outbox_suite(void);
+Suite *webhooks_suite(void);
 
 #endif

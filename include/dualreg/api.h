@@ -27,10 +27,13 @@ struct config;
 struct api_server;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
+struct evdns_base;
+
 struct api_env {
 	struct event_base *base;
 	struct db_pool *db;
 	const struct config *cfg;
+	struct evdns_base *dns; /* asynchronous name resolution on the loop */
 };
 
 /* The caller, once authenticated (see auth.h). */
@@ -125,6 +128,14 @@ void api_txn_query(struct api_req *r, const char *sql, int nparams, const char *
 void api_txn_commit(struct api_req *r, api_result_fn next);
 /* Rolls back, returns the connection and replies with problem (takes ownership). */
 void api_txn_abort(struct api_req *r, cJSON *problem);
+/* Result callbacks that reply 200 with the JSON text in row 0, column 0 as it is
+ * (built by PostgreSQL); ..._or_404 answers 404 when there is no row, and 204 when the
+ * value is SQL NULL. SQL errors go to api_reply_db_error. */
+void api_reply_sql_json(struct api_req *r, struct pg_result *res);
+void api_reply_sql_json_or_404(struct api_req *r, struct pg_result *res);
+/* Replies with JSON text as it is (no parsing). */
+void api_reply_json_text(struct api_req *r, int status, const char *json, size_t len);
+
 /* Replies for an unexpected SQL error: 409 for unique/exclusion violations, 422 for
  * check/foreign-key violations, 503 for timeouts, else 500 (details only in the log).
  * Rolls back first when a transaction is open. */

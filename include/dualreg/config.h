@@ -15,6 +15,7 @@
 
 #define CFG_DEFAULT_PATH "/etc/dualreg/dualreg.conf"
 #define CFG_DEFAULT_DATABASE_URL "dbname=dualreg"
+#define CFG_SCHEDULE_MAX 16
 
 struct config {
 	/* [server] */
@@ -34,6 +35,15 @@ struct config {
 	/* [limits] per API key: a token bucket */
 	unsigned rate_per_second;
 	unsigned rate_burst;
+	/* [webhooks] */
+	unsigned webhook_timeout_ms;
+	unsigned webhook_schedule_ms[CFG_SCHEDULE_MAX]; /* retry delays after attempt 1, 2... */
+	unsigned webhook_schedule_len;
+	unsigned webhook_max_in_flight;
+	unsigned webhook_per_subscription;
+	bool webhook_allow_http;    /* plain http endpoints (tests, trusted networks) */
+	bool webhook_allow_private; /* loopback/private/link-local endpoints */
+	char *webhook_ca_file;      /* NULL: the system trust store; owned */
 };
 
 /* Fills every key with its default. Allocates; release with cfg_free. */
@@ -58,5 +68,8 @@ int cfg_parse_listen(const char *text, char *host, size_t hostlen, uint16_t *por
 		     char *err, size_t errlen);
 int cfg_parse_duration_ms(const char *text, unsigned *out_ms, char *err, size_t errlen);
 int cfg_parse_size(const char *text, size_t *out, char *err, size_t errlen);
+/* "5s, 30s, 2m" into up to max durations; *len is how many. */
+int cfg_parse_schedule(const char *text, unsigned *ms, unsigned max, unsigned *len, char *err,
+		       size_t errlen);
 
 #endif

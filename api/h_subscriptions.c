@@ -1,0 +1,408 @@
+/*
+ * subscriptions: where a school's events are pushed (webhooks).
+ *  POST   /v1/subscriptions                      create; the secret is shown only here
+ *  GET    /v1/subscriptions                      list (admin: all or ?urn=; school: its own)
+ *  DELETE /v1/subscriptions/{id}                 stop delivering (pending deliveries fail)
+ *  POST   /v1/subscriptions/{id}/rotate-secret   new secret; the old one keeps signing 24 h
+ *
+ * An endpoint must be https (http only when [webhooks] allow_http), carry no user info,
+ * and resolve only to public addresses (unless allow_private). The address is checked
+ * here with the loop's asynchronous resolver, and again by httpc at every connection,
+ * so a name re-pointed at an internal address later is still refused.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <event2/dns.h>
+#include <event2/util.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dualreg/config.h"
+#include "dualreg/httpc.h"
+#include "dualreg/problem.h"
+#include "dualreg/sign.h"
+#include "dualreg/xalloc.h"
+#include "handlers.h"
+
+#define DESCRIPTION_MAX 500
+#define URL_MAX 2000
+
+static const char *const event_types[] = {
+    "mark.recorded",        "mark.derived",         "mark.conflict",
+    "registration.created", "registration.changed", "registration.ended",
+    "attendance.absent",    "attendance.missing",   "*",
+};
+
+static bool event_type_known(const char *t)
+{
+	for (size_t i = 0; i < sizeof event_types / sizeof event_types[0]; i++)
+		if (strcmp(t, event_types[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Columns every subscription reply shows (never the secrets). */
+#define SUB_JSON                                                                              \
+	"json_build_object('id', s.id, 'urn', s.urn, 'url', s.url, 'events', s.events, "      \
+	"'description', s.description, 'created_at', s.created_at, 'disabled_at', "          \
+	"s.disabled_at, 'disabled_reason', s.disabled_reason, 'previous_secret_valid_until', " \
+	"CASE WHEN s.previous_until > now() THEN s.previous_until END)"
+
+struct create {
+	cJSON *body;
+	char urn[8];
+	char *events; /* PostgreSQL array literal */
+	struct evdns_getaddrinfo_request *dns;
+	bool in_call, answered, cancelled;
+	char refusal[300]; /* why the endpoint is not acceptable; "" if it is */
+	struct api_req *r;
+	char secret[SIGN_SECRET_MAX];
+};
+
+static void create_free(struct create *c)
+{
+	cJSON_Delete(c->body);
+	free(c->events);
+	free(c);
+}
+
+static void create_abort(struct api_req *r)
+{
+	struct create *c = r->state;
+	r->state = NULL;
+	if (c->dns != NULL) {
+		c->cancelled = true; /* the resolver calls back once more, and frees c */
+		evdns_getaddrinfo_cancel(c->dns);
+		return;
+	}
+	create_free(c);
+}
+
+static void created(struct api_req *r, PGresult *res)
+{
+	struct create *c = r->state;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state != NULL && strcmp(state, "23503") == 0) {
+			cJSON *p = problem_new(422, "unknown-school", NULL, "no school has this URN");
+			problem_add_error(p, "/urn", "unknown school");
+			r->state = NULL;
+			r->on_abort = NULL;
+			create_free(c);
+			api_reply_problem(r, p);
+			return;
+		}
+		r->state = NULL;
+		r->on_abort = NULL;
+		create_free(c);
+		api_reply_db_error(r, res);
+		return;
+	}
+	cJSON *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+	cJSON_AddStringToObject(out, "secret", c->secret);
+	r->state = NULL;
+	r->on_abort = NULL;
+	create_free(c);
+	api_reply_json(r, 201, out);
+}
+
+static void insert_subscription(struct api_req *r)
+{
+	struct create *c = r->state;
+	if (c->refusal[0] != '\0') {
+		cJSON *p = problem_new(422, "endpoint-not-allowed", NULL, c->refusal);
+		problem_add_error(p, "/url", c->refusal);
+		r->state = NULL;
+		r->on_abort = NULL;
+		create_free(c);
+		api_reply_problem(r, p);
+		return;
+	}
+	if (sign_secret_new(c->secret) != 0) {
+		r->state = NULL;
+		r->on_abort = NULL;
+		create_free(c);
+		api_reply_error(r, 500, NULL, "no randomness available for a secret");
+		return;
+	}
+	const cJSON *url = cJSON_GetObjectItemCaseSensitive(c->body, "url");
+	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(c->body, "description");
+	const char *params[] = {c->urn, url->valuestring, c->events,
+				cJSON_IsString(desc) ? desc->valuestring : "", c->secret};
+	api_query(r,
+		  "WITH s AS (INSERT INTO subscriptions (urn, url, events, description, secret) "
+		  "VALUES ($1, $2, $3::text[], $4, $5) RETURNING *) SELECT " SUB_JSON " FROM s",
+		  5, params, created);
+}
+
+static void resolved(int result, struct evutil_addrinfo *ai, void *arg)
+{
+	struct create *c = arg;
+	c->dns = NULL;
+	if (c->cancelled) {
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		create_free(c);
+		return;
+	}
+	if (result != 0) {
+		snprintf(c->refusal, sizeof c->refusal, "the endpoint's host does not resolve: %s",
+			 evutil_gai_strerror(result));
+	} else if (!c->r->env->cfg->webhook_allow_private) {
+		for (struct evutil_addrinfo *p = ai; p != NULL; p = p->ai_next) {
+			if (httpc_address_is_private(p->ai_addr)) {
+				char ip[INET6_ADDRSTRLEN] = "?";
+				if (p->ai_family == AF_INET)
+					inet_ntop(AF_INET,
+						  &((struct sockaddr_in *)p->ai_addr)->sin_addr, ip,
+						  sizeof ip);
+				else if (p->ai_family == AF_INET6)
+					inet_ntop(AF_INET6,
+						  &((struct sockaddr_in6 *)p->ai_addr)->sin6_addr, ip,
+						  sizeof ip);
+				snprintf(c->refusal, sizeof c->refusal,
+					 "the endpoint resolves to %s, a loopback, private, "
+					 "link-local or multicast address",
+					 ip);
+				break;
+			}
+		}
+	}
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+	c->answered = true;
+	if (!c->in_call)
+		insert_subscription(c->r);
+}
+
+/* Checks the URL's form; fills host (bounded). NULL or why it is not acceptable. */
+static const char *check_url(const char *url, bool allow_http, char *host, size_t hostlen)
+{
+	static char why[200];
+	CURLU *u = curl_url();
+	char *scheme = NULL, *user = NULL, *pass = NULL, *h = NULL;
+	const char *bad = NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		bad = "not a valid absolute URL";
+	} else {
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+		curl_url_get(u, CURLUPART_USER, &user, 0);
+		curl_url_get(u, CURLUPART_PASSWORD, &pass, 0);
+		curl_url_get(u, CURLUPART_HOST, &h, 0);
+		if (scheme == NULL ||
+		    (strcmp(scheme, "https") != 0 && !(allow_http && strcmp(scheme, "http") == 0)))
+			bad = allow_http ? "the URL must be http or https" : "the URL must be https";
+		else if (user != NULL || pass != NULL)
+			bad = "the URL must not carry a user name or password";
+		else if (h == NULL || strlen(h) >= hostlen)
+			bad = "the URL has no usable host";
+		else {
+			/* IPv6 literals come back bracketed. */
+			size_t hl = strlen(h);
+			if (h[0] == '[' && hl > 2)
+				snprintf(host, hostlen, "%.*s", (int)(hl - 2), h + 1);
+			else
+				snprintf(host, hostlen, "%s", h);
+		}
+	}
+	if (bad != NULL)
+		snprintf(why, sizeof why, "%s", bad);
+	curl_free(scheme);
+	curl_free(user);
+	curl_free(pass);
+	curl_free(h);
+	curl_url_cleanup(u);
+	return bad != NULL ? why : NULL;
+}
+
+/* Builds {"a","b"} from the events list, validating each; NULL and a problem if bad. */
+static char *events_literal(const cJSON *events, cJSON *problem)
+{
+	if (!cJSON_IsArray(events) || cJSON_GetArraySize(events) == 0 ||
+	    cJSON_GetArraySize(events) > 16) {
+		problem_add_error(problem, "/events",
+				  "a list of 1 to 16 event types, or [\"*\"] for all");
+		return NULL;
+	}
+	size_t cap = 32 * 16 + 4, o = 0;
+	char *lit = xmalloc(cap);
+	lit[o++] = '{';
+	int i = 0;
+	const cJSON *e;
+	bool ok = true;
+	cJSON_ArrayForEach(e, events)
+	{
+		char ptr[32];
+		snprintf(ptr, sizeof ptr, "/events/%d", i);
+		if (!cJSON_IsString(e) || !event_type_known(e->valuestring)) {
+			problem_add_error(problem, ptr, "unknown event type");
+			ok = false;
+		} else {
+			o += (size_t)snprintf(lit + o, cap - o, "%s\"%s\"", i ? "," : "", e->valuestring);
+		}
+		i++;
+	}
+	snprintf(lit + o, cap - o, "}");
+	if (!ok) {
+		free(lit);
+		return NULL;
+	}
+	return lit;
+}
+
+void h_subscriptions_create(struct api_req *r)
+{
+	cJSON *body = api_json_body(r);
+	if (body == NULL)
+		return;
+	const struct config *cfg = r->env->cfg;
+	cJSON *problem = problem_new(422, "invalid-subscription", NULL,
+				     "the subscription is not valid; see errors");
+	const cJSON *url = cJSON_GetObjectItemCaseSensitive(body, "url");
+	const cJSON *urn = cJSON_GetObjectItemCaseSensitive(body, "urn");
+	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(body, "description");
+	char host[256] = "";
+	bool bad = false;
+	if (!cJSON_IsString(url) || strlen(url->valuestring) > URL_MAX) {
+		problem_add_error(problem, "/url", "an https URL of at most 2000 characters");
+		bad = true;
+	} else {
+		const char *why = check_url(url->valuestring, cfg->webhook_allow_http, host,
+					    sizeof host);
+		if (why != NULL) {
+			problem_add_error(problem, "/url", why);
+			bad = true;
+		}
+	}
+	char *events = events_literal(cJSON_GetObjectItemCaseSensitive(body, "events"), problem);
+	bad = bad || events == NULL;
+	if (desc != NULL && (!cJSON_IsString(desc) || strlen(desc->valuestring) > DESCRIPTION_MAX)) {
+		problem_add_error(problem, "/description", "a text of at most 500 characters");
+		bad = true;
+	}
+	char school[8] = "";
+	if (r->key.admin) {
+		if (!cJSON_IsString(urn) || strlen(urn->valuestring) != 6 ||
+		    strspn(urn->valuestring, "0123456789") != 6) {
+			problem_add_error(problem, "/urn", "admin keys name the school: 6 digits");
+			bad = true;
+		} else {
+			snprintf(school, sizeof school, "%s", urn->valuestring);
+		}
+	} else {
+		if (urn != NULL && (!cJSON_IsString(urn) || strcmp(urn->valuestring, r->key.urn) != 0)) {
+			cJSON_Delete(problem);
+			cJSON_Delete(body);
+			free(events);
+			api_reply_error(r, 403, NULL, "a school key subscribes for its own school only");
+			return;
+		}
+		snprintf(school, sizeof school, "%s", r->key.urn);
+	}
+	if (bad) {
+		cJSON_Delete(body);
+		free(events);
+		api_reply_problem(r, problem);
+		return;
+	}
+	cJSON_Delete(problem);
+
+	struct create *c = xcalloc(1, sizeof *c);
+	c->body = body;
+	c->events = events;
+	c->r = r;
+	snprintf(c->urn, sizeof c->urn, "%s", school);
+	r->state = c;
+	r->on_abort = create_abort;
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	c->in_call = true;
+	c->dns = evdns_getaddrinfo(r->env->dns, host, NULL, &hints, resolved, c);
+	c->in_call = false;
+	if (c->answered) /* answered at once (an address literal, /etc/hosts, an error) */
+		insert_subscription(r);
+}
+
+void h_subscriptions_list(struct api_req *r)
+{
+	char urn[16] = "";
+	if (r->key.admin) {
+		if (api_query_param(r, "urn", urn, sizeof urn) &&
+		    (strlen(urn) != 6 || strspn(urn, "0123456789") != 6)) {
+			cJSON *p = problem_new(422, "invalid-parameter", NULL, "urn must be 6 digits");
+			problem_add_error(p, "/query/urn", "6 digits");
+			api_reply_problem(r, p);
+			return;
+		}
+	} else {
+		snprintf(urn, sizeof urn, "%s", r->key.urn);
+	}
+	const char *params[] = {urn[0] ? urn : NULL};
+	api_query(r,
+		  "SELECT json_build_object('subscriptions', coalesce(json_agg(" SUB_JSON
+		  " ORDER BY s.id), '[]')) FROM (SELECT * FROM subscriptions WHERE deleted_at IS NULL "
+		  "AND ($1::text IS NULL OR urn = $1) ORDER BY id LIMIT 1000) s",
+		  1, params, api_reply_sql_json);
+}
+
+/* The subscription id path parameter, checked; replies 404 and returns NULL if bad. */
+static const char *sub_id(struct api_req *r)
+{
+	const char *id = r->params.value[0];
+	if (strlen(id) > 18 || strspn(id, "0123456789") != strlen(id)) {
+		api_reply_error(r, 404, NULL, "no such subscription");
+		return NULL;
+	}
+	return id;
+}
+
+void h_subscriptions_delete(struct api_req *r)
+{
+	const char *id = sub_id(r);
+	if (id == NULL)
+		return;
+	const char *params[] = {id, r->key.admin ? NULL : r->key.urn};
+	api_query(r,
+		  "WITH s AS (UPDATE subscriptions SET deleted_at = now() "
+		  "WHERE id = $1::bigint AND deleted_at IS NULL AND ($2::text IS NULL OR urn = $2) "
+		  "RETURNING id), d AS (UPDATE deliveries SET status = 'failed', "
+		  "last_error = 'subscription deleted', lease_until = NULL, lease_owner = NULL "
+		  "WHERE subscription_id IN (SELECT id FROM s) AND status = 'pending') "
+		  "SELECT NULL::json FROM s",
+		  2, params, api_reply_sql_json_or_404);
+}
+
+static void rotated(struct api_req *r, PGresult *res)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		api_reply_db_error(r, res);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		api_reply_error(r, 404, NULL, "no such subscription");
+		return;
+	}
+	cJSON *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+	cJSON_AddStringToObject(out, "secret", PQgetvalue(res, 0, 1));
+	api_reply_json(r, 200, out);
+}
+
+void h_subscriptions_rotate(struct api_req *r)
+{
+	const char *id = sub_id(r);
+	if (id == NULL)
+		return;
+	char secret[SIGN_SECRET_MAX];
+	if (sign_secret_new(secret) != 0) {
+		api_reply_error(r, 500, NULL, "no randomness available for a secret");
+		return;
+	}
+	const char *params[] = {id, r->key.admin ? NULL : r->key.urn, secret};
+	api_query(r,
+		  "WITH s AS (UPDATE subscriptions SET previous_secret = secret, "
+		  "previous_until = now() + interval '24 hours', secret = $3 "
+		  "WHERE id = $1::bigint AND deleted_at IS NULL AND ($2::text IS NULL OR urn = $2) "
+		  "RETURNING *) SELECT " SUB_JSON ", s.secret FROM s",
+		  3, params, rotated);
+}
