@@ -15,5 +15,6 @@ Suite *sign_suite(void);
 Suite *httpc_suite(void);
 Suite *outbox_suite(void);
 Suite *webhooks_suite(void);
+Suite *alerts_suite(void);
 
 #endif
