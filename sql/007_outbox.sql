@@ -1,6 +1,6 @@
 -- Push to schools' MIS: webhook subscriptions and the durable outbox of deliveries.
 -- A delivery row is written in the same transaction as the event that causes it
--- (dualreg_emit fans out), so nothing committed can be lost; the dispatcher claims due
+-- (a trigger on events fans out), so nothing committed can be lost; the dispatcher claims due
 -- rows with leases (FOR UPDATE SKIP LOCKED), so several daemons never send the same
 -- delivery at once, and a daemon that dies hands its leases over when they expire.
 
@@ -44,26 +44,27 @@ CREATE INDEX deliveries_order ON deliveries (subscription_id, upn, event_id)
     WHERE status = 'pending';
 CREATE INDEX deliveries_list ON deliveries (subscription_id, id);
 
--- Events now also fan out to the subscriptions of the schools they concern.
-CREATE OR REPLACE FUNCTION dualreg_emit(p_type text, p_upn text, p_urns text[], p_data jsonb)
-RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    v_id bigint;
+-- Every event fans out to the subscriptions of the schools it concerns, in the
+-- transaction that records it, however it was inserted (dualreg_emit or a set-based
+-- insert of many events): a statement-level trigger over the new rows.
+CREATE FUNCTION dualreg_fan_out() RETURNS trigger
+LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO events (type, upn, urns, data, occurred_at)
-    VALUES (p_type, p_upn, p_urns, p_data, dualreg_now())
-    RETURNING id INTO v_id;
     INSERT INTO deliveries (subscription_id, event_id, upn)
-    SELECT s.id, v_id, p_upn
-      FROM subscriptions s
-     WHERE s.urn = ANY (p_urns) AND s.deleted_at IS NULL AND s.disabled_at IS NULL
-       AND ('*' = ANY (s.events) OR p_type = ANY (s.events));
+    SELECT s.id, e.id, e.upn
+      FROM new_events e
+      JOIN subscriptions s
+        ON s.urn = ANY (e.urns) AND s.deleted_at IS NULL AND s.disabled_at IS NULL
+       AND ('*' = ANY (s.events) OR e.type = ANY (s.events));
     IF FOUND THEN
         PERFORM pg_notify('dualreg_outbox', '');
     END IF;
-    PERFORM pg_notify('dualreg_events', '');
-    RETURN v_id;
+    RETURN NULL;
 END $$;
+
+CREATE TRIGGER events_fan_out
+    AFTER INSERT ON events REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION dualreg_fan_out();
 
 -- Claims up to p_limit due deliveries for p_owner for p_lease_s seconds. A delivery is
 -- due when its time has come, nobody holds a live lease on it, its subscription is
