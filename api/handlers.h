@@ -15,4 +15,7 @@ extern const size_t api_nroutes;
 void h_healthz(struct api_req *r);
 void h_readyz(struct api_req *r);
 
+/* platform (h_me.c) */
+void h_me(struct api_req *r);
+
 #endif

@@ -39,6 +39,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"log", "level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
 	{"limits", "rate", CFG_UINT, OFF(rate_per_second), 1, 1000000},
 	{"limits", "burst", CFG_UINT, OFF(rate_burst), 1, 1000000},
+	{"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000},
 };
 #undef OFF
 
@@ -70,6 +71,7 @@ void cfg_defaults(struct config *cfg)
 	cfg->log_level = LOG_INFO;
 	cfg->rate_per_second = 50;
 	cfg->rate_burst = 200;
+	cfg->key_cache_ttl_ms = 10000;
 }
 
 void cfg_free(struct config *cfg)

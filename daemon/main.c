@@ -21,6 +21,7 @@
 #include "dualreg/api.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
+#include "dualreg/idempotency.h"
 #include "dualreg/log.h"
 #include "dualreg/version.h"
 
@@ -31,6 +32,7 @@ struct daemon {
 	struct db_pool *db;
 	struct api_env env;
 	struct api_server *api;
+	struct idem_purger *idem_purger;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
@@ -114,6 +116,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	d->cfg.max_requests = next.max_requests;
 	d->cfg.rate_per_second = next.rate_per_second;
 	d->cfg.rate_burst = next.rate_burst;
+	d->cfg.key_cache_ttl_ms = next.key_cache_ttl_ms;
 	log_set_level(next.log_level);
 	cfg_free(&next);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
@@ -153,6 +156,7 @@ static int run(struct daemon *d)
 	};
 	d->db = dbp_new(d->base, &popts);
 	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg};
+	d->idem_purger = idem_purger_start(d->base, d->db);
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
 		log_error("cannot start the HTTP server", "err=\"%s\"", err);
@@ -185,6 +189,7 @@ static int run(struct daemon *d)
 static void teardown(struct daemon *d)
 {
 	api_server_free(d->api);
+	idem_purger_stop(d->idem_purger);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};

@@ -34,6 +34,7 @@ struct config {
 	/* [limits] per API key: a token bucket */
 	unsigned rate_per_second;
 	unsigned rate_burst;
+	unsigned key_cache_ttl_ms; /* how long a looked-up API key is trusted */
 };
 
 /* Fills every key with its default. Allocates; release with cfg_free. */
