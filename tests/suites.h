@@ -11,5 +11,10 @@ Suite *migrate_suite(void);
 Suite *pool_suite(void);
 Suite *daemon_suite(void);
 Suite *openapi_suite(void);
+/* platform: authentication, Idempotency-Key, dualregctl */
+Suite *auth_suite(void);
+Suite *idempotency_unit_suite(void);
+Suite *idempotency_suite(void); /* needs POST /v1/schools; see check_idempotency.c */
+Suite *ctl_suite(void);
 
 #endif
