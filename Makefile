@@ -5,6 +5,8 @@
 #                 run dualregd on 127.0.0.1:8080
 #   make check    the same set-up against a throw-away cluster, then every test
 #   make check SAN=1   the tests built with AddressSanitizer + UBSan
+#   make lint-openapi  lint api/openapi.yaml (Redocly CLI, pinned in package-lock.json;
+#                 installed into ./node_modules with npm ci; needs Node.js >= 20.19)
 #   make stop     stop the private cluster started by `make run`
 #   make install  PREFIX=/usr/local DESTDIR=
 #
@@ -48,9 +50,10 @@ CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c \
             daemon/db/conn.c daemon/db/pool.c daemon/db/migrate.c \
             $(sort $(wildcard daemon/domain/*.c)) $(sort $(wildcard daemon/sync/*.c)) \
             api/problem.c api/router.c api/server.c api/routes.c api/auth.c api/auth_token.c api/txn.c \
+            api/idempotency.c \
             $(sort $(wildcard api/h_*.c))
 DAEMON_SRCS = daemon/main.c
-CTL_SRCS    = ctl/dualregctl.c
+CTL_SRCS    = $(sort $(wildcard ctl/*.c))
 TEST_SRCS   = $(wildcard tests/*.c tests/integration/*.c)
 
 CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/db/migrate.c \
@@ -68,7 +71,7 @@ SCHEMA_VERSION = $(shell ls sql | sed -n 's/^\([0-9][0-9][0-9]\)_.*\.sql$$/\1/p'
 DATABASE_URL_FILE = var/database_url
 RUN_CONFIG ?= config/dualreg.conf.example
 
-.PHONY: all run run-inner check check-inner stop install clean deps bench bench-inner
+.PHONY: all run run-inner check check-inner lint-openapi stop install clean deps bench bench-inner
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/dualregd $(BUILD)/dualregctl
@@ -111,7 +114,9 @@ run-inner: all
 	  echo "dualreg: private PostgreSQL in ./var/pg ($$url); 'make stop' stops it"; fi; \
 	export DUALREG_DATABASE_URL="$$url" DUALREG_SQL_DIR="$(CURDIR)/sql"; \
 	$(BUILD)/dualregctl -c $(RUN_CONFIG) migrate || exit 1; \
-	scripts/examples.sh; \
+	mkdir -p var; \
+	(umask 077; $(BUILD)/dualregctl -c $(RUN_CONFIG) seed --demo > var/demo.env) || exit 1; \
+	scripts/examples.sh var/demo.env; \
 	exec $(BUILD)/dualregd -c $(RUN_CONFIG)
 
 stop:
@@ -135,8 +140,22 @@ bench-inner: all $(BENCH_BINS)
 check: deps
 	@$(MAKE) --no-print-directory check-inner
 
-check-inner: all $(BUILD)/check_dualreg
+check-inner: all $(BUILD)/check_dualreg lint-openapi
 	@scripts/check.sh $(BUILD) $(if $(filter 1,$(SAN)),san,)
+
+# The linter is a development tool from npm, pinned by package-lock.json; npm ci runs
+# again only when the lock file changes. Output is shown only when the lint fails.
+LINT_STAMP = node_modules/.dualreg-lint-installed
+$(LINT_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "dualreg: lint-openapi needs Node.js >= 20.19 and npm" >&2; exit 1; }
+	@echo "  NPM ci (OpenAPI linter)"
+	@npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+	@touch $@
+
+lint-openapi: $(LINT_STAMP)
+	@echo "  LINT api/openapi.yaml"
+	@out=$$(REDOCLY_TELEMETRY=off node_modules/.bin/redocly lint --config redocly.yaml \
+	  api/openapi.yaml 2>&1) || { printf '%s\n' "$$out" >&2; exit 1; }
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \

@@ -3,7 +3,8 @@
  * limiting.
  *
  * Why a cache: looking a key up costs a database round trip, and most requests (status
- * polls) are otherwise answered without one. Entries live AUTH_CACHE_TTL_S seconds.
+ * polls) are otherwise answered without one. Entries live [limits] key_cache_ttl
+ * (configurable, reloadable), which bounds how long a revoked key keeps working.
  * Unknown tokens are not cached, so a new key works at once.
  *
  * The rate limit is a token bucket per key id (rate/s, burst), in this process's
@@ -200,7 +201,7 @@ void auth_check(struct api_req *r, void (*next)(struct api_req *r))
 	char hash[AUTH_HASH_HEX];
 	auth_token_hash(token, hash);
 	struct key_entry *e = key_find(hash);
-	if (e != NULL && now_s() - e->fetched < AUTH_CACHE_TTL_S) {
+	if (e != NULL && now_s() - e->fetched < r->env->cfg->key_cache_ttl_ms / 1000.0) {
 		r->key = e->key;
 		admit(r, next);
 		return;

@@ -86,7 +86,7 @@ static void retried(struct api_req *r, PGresult *res)
 				"this delivery is being attempted right now; retry later");
 		return;
 	}
-	api_reply_json_text(r, 202, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+	api_reply_raw(r, 202, "application/json", PQgetvalue(res, 0, 0));
 }
 
 void h_deliveries_retry(struct api_req *r)

@@ -22,5 +22,7 @@ void h_subscriptions_delete(struct api_req *r);
 void h_subscriptions_rotate(struct api_req *r);
 void h_deliveries_list(struct api_req *r);
 void h_deliveries_retry(struct api_req *r);
+/* platform (h_me.c) */
+void h_me(struct api_req *r);
 
 #endif

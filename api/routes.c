@@ -14,5 +14,7 @@ const struct router_route api_routes[] = {
      H(h_subscriptions_rotate)},
     {RM_GET, "/v1/deliveries", "deliveries", ROUTE_KEY, H(h_deliveries_list)},
     {RM_POST, "/v1/deliveries/{id}/retry", "delivery", ROUTE_KEY, H(h_deliveries_retry)},
+    /* platform: the caller's identity */
+    {RM_GET, "/v1/me", "me", ROUTE_KEY, H(h_me)},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

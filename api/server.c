@@ -7,6 +7,10 @@
  * kept-alive connections with 503 + Connection: close, and reports "drained" once the
  * last request in progress has replied.
  *
+ * Replies of requests holding an Idempotency-Key claim take a detour: the reply is kept
+ * in the request's slot, recorded (idempotency.c), and only then sent. If the deadline
+ * passes (or the database fails) while it is being recorded, the kept reply is sent.
+ *
  * Limits: header and body sizes from the config (evhttp enforces them while reading),
  * a connection read/write timeout, and a cap on requests in progress (503 beyond it),
  * since libevent 2.1 has no connection limit of its own.
@@ -34,6 +38,7 @@
 #include "dualreg/auth.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
+#include "dualreg/idempotency.h"
 #include "dualreg/log.h"
 #include "dualreg/problem.h"
 #include "dualreg/xalloc.h"
@@ -43,6 +48,11 @@ struct req_slot {
 	struct api_req r;
 	struct event ev_deadline;
 	struct timespec started;
+	bool timed_out;
+	/* the handler's reply, kept while idempotency.c records it */
+	bool reply_pending;
+	int pend_status;
+	char *pend_ctype, *pend_body;
 	TAILQ_ENTRY(req_slot) link;
 };
 TAILQ_HEAD(req_list, req_slot);
@@ -226,6 +236,14 @@ static void req_release_work(struct api_req *r)
 	r->abort_problem = NULL;
 }
 
+static void slot_free(struct req_slot *slot)
+{
+	idem_free(&slot->r);
+	free(slot->pend_ctype);
+	free(slot->pend_body);
+	free(slot);
+}
+
 /* Ends a request: cancels leftover work, logs, frees; the reply was already sent. */
 static void req_finish(struct req_slot *slot, int status)
 {
@@ -237,7 +255,7 @@ static void req_finish(struct req_slot *slot, int status)
 	evtimer_del(&slot->ev_deadline);
 	TAILQ_REMOVE(&s->inflight, slot, link);
 	s->ninflight--;
-	free(slot);
+	slot_free(slot);
 	maybe_drained(s);
 }
 
@@ -248,32 +266,65 @@ void api_set_header(struct api_req *r, const char *name, const char *value)
 	evhttp_add_header(h, name, value);
 }
 
-void api_reply_json(struct api_req *r, int status, cJSON *body)
+/* Sends the reply kept while it was being recorded. */
+static void send_pending(struct api_req *r)
 {
 	struct req_slot *slot = (struct req_slot *)r;
-	if (body == NULL) {
-		send_raw(r->req, status, NULL, NULL, 0);
-	} else {
-		char *text = cJSON_PrintUnformatted(body);
-		cJSON_Delete(body);
-		send_raw(r->req, status, "application/json", text, strlen(text));
-		cJSON_free(text);
+	send_raw(r->req, slot->pend_status, slot->pend_ctype, slot->pend_body,
+		 slot->pend_body != NULL ? strlen(slot->pend_body) : 0);
+	req_finish(slot, slot->pend_status);
+}
+
+/* Every reply of a request passes here (see the opening comment). */
+static void reply_out(struct api_req *r, int status, const char *ctype, const char *body)
+{
+	struct req_slot *slot = (struct req_slot *)r;
+	if (slot->reply_pending) {
+		/* The deadline or a database failure while recording: the handler's reply
+		 * stands. */
+		send_pending(r);
+		return;
 	}
+	if (idem_claimed(r)) {
+		if (slot->timed_out) {
+			idem_abandon(r);
+		} else {
+			slot->reply_pending = true;
+			slot->pend_status = status;
+			slot->pend_ctype = body != NULL ? xstrdup(ctype) : NULL;
+			slot->pend_body = body != NULL ? xstrdup(body) : NULL;
+			/* The handler is done: nothing of its own may run after this. */
+			r->on_abort = NULL;
+			r->state = NULL;
+			req_release_work(r);
+			idem_end(r, status, ctype, body, send_pending);
+			return;
+		}
+	}
+	send_raw(r->req, status, ctype, body, body != NULL ? strlen(body) : 0);
 	req_finish(slot, status);
 }
 
-void api_reply_json_text(struct api_req *r, int status, const char *json, size_t len)
+void api_reply_raw(struct api_req *r, int status, const char *ctype, const char *body)
 {
-	send_raw(r->req, status, "application/json", json, len);
-	req_finish((struct req_slot *)r, status);
+	reply_out(r, status, ctype, body);
+}
+
+void api_reply_json(struct api_req *r, int status, cJSON *body)
+{
+	char *text = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
+	cJSON_Delete(body);
+	reply_out(r, status, "application/json", text);
+	cJSON_free(text);
 }
 
 void api_reply_problem(struct api_req *r, cJSON *problem)
 {
-	struct req_slot *slot = (struct req_slot *)r;
 	int status = cJSON_GetObjectItemCaseSensitive(problem, "status")->valueint;
-	send_problem_now(r->req, problem);
-	req_finish(slot, status);
+	char *text = cJSON_PrintUnformatted(problem);
+	cJSON_Delete(problem);
+	reply_out(r, status, PROBLEM_CONTENT_TYPE, text);
+	cJSON_free(text);
 }
 
 void api_reply_error(struct api_req *r, int status, const char *slug, const char *fmt, ...)
@@ -294,7 +345,12 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct api_req *r = &slot->r;
 	log_warn("request timed out", "route=%s ms=%.0f", r->route->name,
 		 ms_since(&slot->started));
+	slot->timed_out = true;
 	req_release_work(r);
+	if (slot->reply_pending) {
+		send_pending(r); /* the handler's reply was being recorded */
+		return;
+	}
 	if (r->on_abort != NULL)
 		r->on_abort(r);
 	r->on_abort = NULL;
@@ -306,6 +362,15 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void run_handler(struct api_req *r)
 {
 	((api_handler_fn)r->route->handler)(r);
+}
+
+/* Authenticated: an Idempotency-Key (on POST) is dealt with before the handler. */
+static void authenticated(struct api_req *r)
+{
+	if (idem_applies(r->method, r->route->access))
+		idem_begin(r, run_handler);
+	else
+		run_handler(r);
 }
 
 const char *api_header(struct api_req *r, const char *name)
@@ -442,7 +507,7 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 	if (route->access == ROUTE_PUBLIC)
 		run_handler(r);
 	else
-		auth_check(r, run_handler);
+		auth_check(r, authenticated);
 }
 
 struct api_server *api_server_new(const struct api_env *env, char *err, size_t errlen)
@@ -533,7 +598,7 @@ void api_server_free(struct api_server *s)
 			slot->r.on_abort(&slot->r);
 		evtimer_del(&slot->ev_deadline);
 		TAILQ_REMOVE(&s->inflight, slot, link);
-		free(slot);
+		slot_free(slot);
 	}
 	event_del(&s->ev_drained);
 	/* Frees every connection; their close callbacks release the write trackers. */

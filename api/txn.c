@@ -169,10 +169,10 @@ void api_reply_sql_json(struct api_req *r, PGresult *res)
 		return;
 	}
 	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
-		api_reply_json_text(r, 200, "null", 4);
+		api_reply_raw(r, 200, "application/json", "null");
 		return;
 	}
-	api_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+	api_reply_raw(r, 200, "application/json", PQgetvalue(res, 0, 0));
 }
 
 void api_reply_sql_json_or_404(struct api_req *r, PGresult *res)
@@ -189,5 +189,5 @@ void api_reply_sql_json_or_404(struct api_req *r, PGresult *res)
 		api_reply_json(r, 204, NULL);
 		return;
 	}
-	api_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+	api_reply_raw(r, 200, "application/json", PQgetvalue(res, 0, 0));
 }

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dualreg/auth.h"
-#include "dualreg/config.h"
+#include "ctl.h"
 #include "dualreg/migrate.h"
 #include "dualreg/version.h"
 
@@ -32,12 +31,14 @@ static void usage(FILE *out)
 		"                                  create an API key; the token is printed once\n"
 		"  key list [--json]               list keys (never their tokens)\n"
 		"  key revoke ID                   revoke a key at once\n"
+		"  seed --demo                     add a small demo (idempotent) and print\n"
+		"                                  fresh demo keys as shell assignments\n"
 		"\n"
 		"  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
 		"The migrations directory defaults to $DUALREG_SQL_DIR, else " DUALREG_SQLDIR ".\n");
 }
 
-static PGconn *connect_db(const struct config *cfg)
+PGconn *ctl_connect(const struct config *cfg)
 {
 	char timeout[16];
 	snprintf(timeout, sizeof timeout, "%u", (cfg->connect_timeout_ms + 999) / 1000);
@@ -93,7 +94,7 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 		migrate_set_free(&set);
 		return 1;
 	}
-	PGconn *conn = connect_db(cfg);
+	PGconn *conn = ctl_connect(cfg);
 	if (conn == NULL) {
 		migrate_set_free(&set);
 		return 1;
@@ -158,19 +159,35 @@ static int key_create(PGconn *conn, int argc, char **argv)
 		fprintf(stderr, "dualregctl: key create needs exactly one of --admin or --school URN\n");
 		return 2;
 	}
-	char token[AUTH_TOKEN_LEN + 1], hash[AUTH_HASH_HEX], prefix[16];
-	if (auth_token_new(token, sizeof token) != 0) {
-		fprintf(stderr, "dualregctl: no randomness available\n");
-		return 1;
-	}
-	auth_token_hash(token, hash);
-	snprintf(prefix, sizeof prefix, "%.10s", token);
 	char defname[64];
 	if (name == NULL) {
 		snprintf(defname, sizeof defname, admin ? "admin" : "school %s", urn);
 		name = defname;
 	}
-	const char *params[] = {name, admin ? "admin" : "school", urn, hash, prefix};
+	if (name[0] == '\0' || strlen(name) > 100) {
+		fprintf(stderr, "dualregctl: --name must be 1 to 100 characters\n");
+		return 2;
+	}
+	char token[AUTH_TOKEN_LEN + 1];
+	long long id;
+	if (ctl_key_insert(conn, name, urn, token, sizeof token, &id) != 0)
+		return 1;
+	fprintf(stderr, "created key %lld (%s); the token is shown only now:\n", id, name);
+	printf("%s\n", token);
+	return 0;
+}
+
+int ctl_key_insert(PGconn *conn, const char *name, const char *urn, char *token, size_t len,
+		   long long *id)
+{
+	char hash[AUTH_HASH_HEX], prefix[16];
+	if (auth_token_new(token, len) != 0) {
+		fprintf(stderr, "dualregctl: no randomness available\n");
+		return 1;
+	}
+	auth_token_hash(token, hash);
+	snprintf(prefix, sizeof prefix, "%.10s", token);
+	const char *params[] = {name, urn == NULL ? "admin" : "school", urn, hash, prefix};
 	PGresult *r = PQexecParams(conn,
 				   "INSERT INTO api_keys (name, role, urn, token_hash, prefix) "
 				   "VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -179,14 +196,14 @@ static int key_create(PGconn *conn, int argc, char **argv)
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		if (state != NULL && strcmp(state, "23503") == 0)
 			fprintf(stderr, "dualregctl: no school with URN %s\n", urn);
+		else if (state != NULL && strcmp(state, "23514") == 0 && urn != NULL)
+			fprintf(stderr, "dualregctl: \"%s\" is not a URN (6 digits)\n", urn);
 		else
 			fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
 		PQclear(r);
 		return 1;
 	}
-	fprintf(stderr, "created key %s (%s); the token is shown only now:\n",
-		PQgetvalue(r, 0, 0), name);
-	printf("%s\n", token);
+	*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return 0;
 }
@@ -262,7 +279,11 @@ static int cmd_key(const struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "usage: dualregctl key revoke ID\n");
 		return 2;
 	}
-	PGconn *conn = connect_db(cfg);
+	if (strcmp(sub, "list") == 0 && (argc > 3 || (argc == 3 && strcmp(argv[2], "--json") != 0))) {
+		fprintf(stderr, "usage: dualregctl key list [--json]\n");
+		return 2;
+	}
+	PGconn *conn = ctl_connect(cfg);
 	if (conn == NULL)
 		return 1;
 	int rc;
@@ -312,6 +333,8 @@ int main(int argc, char **argv)
 		rc = cmd_migrate(&cfg, argc - i, argv + i);
 	} else if (strcmp(cmd, "key") == 0) {
 		rc = cmd_key(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "seed") == 0) {
+		rc = ctl_cmd_seed(&cfg, argc - i, argv + i);
 	} else {
 		fprintf(stderr, "dualregctl: unknown command \"%s\"\n", cmd);
 		usage(stderr);

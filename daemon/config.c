@@ -56,6 +56,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"webhooks", "allow_http", CFG_BOOL, OFF(webhook_allow_http), 0, 1},
 	{"webhooks", "allow_private", CFG_BOOL, OFF(webhook_allow_private), 0, 1},
 	{"webhooks", "ca_file", CFG_OPTSTRING, OFF(webhook_ca_file), 0, 0},
+	{"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000},
 };
 #undef OFF
 
@@ -94,6 +95,7 @@ void cfg_defaults(struct config *cfg)
 	cfg->webhook_schedule_len = sizeof schedule / sizeof schedule[0];
 	cfg->webhook_max_in_flight = 64;
 	cfg->webhook_per_subscription = 4;
+	cfg->key_cache_ttl_ms = 10000;
 }
 
 void cfg_free(struct config *cfg)

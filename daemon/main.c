@@ -24,6 +24,7 @@
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/httpc.h"
+#include "dualreg/idempotency.h"
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
 #include "dualreg/version.h"
@@ -38,6 +39,7 @@ struct daemon {
 	struct outbox *outbox;
 	struct api_env env;
 	struct api_server *api;
+	struct idem_purger *idem_purger;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
@@ -169,6 +171,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	next.webhook_ca_file = old_ca; /* freed with next */
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	outbox_configure(d->outbox, &oo);
+	d->cfg.key_cache_ttl_ms = next.key_cache_ttl_ms;
 	log_set_level(next.log_level);
 	cfg_free(&next);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
@@ -217,6 +220,7 @@ static int run(struct daemon *d)
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	d->outbox = outbox_new(d->base, d->db, d->http, &oo);
 	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg, .dns = d->dns};
+	d->idem_purger = idem_purger_start(d->base, d->db);
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
 		log_error("cannot start the HTTP server", "err=\"%s\"", err);
@@ -253,6 +257,7 @@ static void teardown(struct daemon *d)
 	httpc_free(d->http);
 	if (d->dns != NULL)
 		evdns_base_free(d->dns, 0);
+	idem_purger_stop(d->idem_purger);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};

@@ -1,11 +1,50 @@
 #!/usr/bin/env bash
-# Prints example requests for the daemon `make run` is about to start.
+# Prints example requests for the daemon `make run` is about to start, using the demo
+# made by `dualregctl seed --demo` (its shell assignments are in the file given, e.g.
+# var/demo.env): the real keys, URNs and UPNs.
+#   scripts/examples.sh [DEMO_ENV_FILE]
+set -euo pipefail
 addr=${DUALREG_LISTEN:-127.0.0.1:8080}
+DEMO_URL="http://$addr"
+if [[ -n ${1:-} && -r $1 ]]; then
+  # shellcheck disable=SC1090
+  . "$1"
+fi
+url=$DEMO_URL
+today=$(TZ=Europe/London date +%F)
 cat <<TXT
 
-dualregd is starting on http://$addr  (Ctrl-C stops it; 'make stop' stops the database)
+dualregd is starting on $url  (Ctrl-C stops it; 'make stop' stops the database)
 
-  curl -i http://$addr/healthz
-  curl -i http://$addr/readyz
+  curl -i $url/healthz
+  curl -i $url/readyz
+TXT
+[[ -n ${DEMO_ADMIN_KEY:-} ]] || exit 0
+cat <<TXT
+
+Demo keys (new on every 'make run', which revokes the previous ones; paste these
+three lines into your shell, then try the requests below):
+  ADMIN_KEY='$DEMO_ADMIN_KEY'    # admin
+  PRU_KEY='$DEMO_PRU_KEY'      # the PRU, $DEMO_PRU_URN
+  HOME_KEY='$DEMO_HOME_KEY'     # a home school, $DEMO_HOME_URN
+
+Who am I:
+  curl -s $url/v1/me -H "Authorization: Bearer \$HOME_KEY"
+
+Where is pupil $DEMO_UPN today, and what did each school mark (as the home school):
+  curl -s "$url/v1/pupils/$DEMO_UPN/status?date=$today" -H "Authorization: Bearer \$HOME_KEY"
+
+The PRU's morning register:
+  curl -s "$url/v1/schools/$DEMO_PRU_URN/register?date=$today&session=AM" -H "Authorization: Bearer \$PRU_KEY"
+
+The PRU marks the pupil present this morning (safe to repeat: Idempotency-Key):
+  curl -s -X POST $url/v1/marks -H "Authorization: Bearer \$PRU_KEY" \\
+    -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-$today-am' \\
+    -d '{"marks":[{"upn":"$DEMO_UPN","urn":"$DEMO_PRU_URN","date":"$today","session":"AM","code":"/"}]}'
+
+The home school's change feed, waiting up to 30 s for something new:
+  curl -s "$url/v1/changes?wait=30" -H "Authorization: Bearer \$HOME_KEY"
+
+Demo pupils: $DEMO_UPNS
 
 TXT

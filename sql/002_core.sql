@@ -165,6 +165,7 @@ CREATE TABLE idempotency_keys (
     request_hash text NOT NULL,
     state        text NOT NULL CHECK (state IN ('running', 'done')),
     status       integer,
+    content_type text,
     response     text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (key_id, idem_key)

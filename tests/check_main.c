@@ -23,6 +23,10 @@ int main(void)
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, daemon_suite());
+	/* platform */
+	srunner_add_suite(sr, auth_suite());
+	srunner_add_suite(sr, idempotency_unit_suite());
+	srunner_add_suite(sr, ctl_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -321,6 +321,10 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 	copy_header(data, len, "Content-Type", r->content_type, sizeof r->content_type);
 	copy_header(data, len, "Allow", r->allow, sizeof r->allow);
 	copy_header(data, len, "Retry-After", r->retry_after, sizeof r->retry_after);
+	copy_header(data, len, "WWW-Authenticate", r->www_authenticate,
+		    sizeof r->www_authenticate);
+	copy_header(data, len, "Idempotent-Replayed", r->idempotent_replayed,
+		    sizeof r->idempotent_replayed);
 	return len;
 }
 

@@ -57,6 +57,8 @@ struct th_resp {
 	char content_type[128];
 	char allow[128];
 	char retry_after[32];
+	char www_authenticate[128];
+	char idempotent_replayed[16];
 	char *body; /* NUL-terminated; owned */
 	size_t body_len;
 	cJSON *json; /* parsed body, or NULL */

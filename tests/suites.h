@@ -16,5 +16,10 @@ Suite *httpc_suite(void);
 Suite *outbox_suite(void);
 Suite *webhooks_suite(void);
 Suite *alerts_suite(void);
+/* platform: authentication, Idempotency-Key, dualregctl */
+Suite *auth_suite(void);
+Suite *idempotency_unit_suite(void);
+Suite *idempotency_suite(void); /* needs POST /v1/schools; see check_idempotency.c */
+Suite *ctl_suite(void);
 
 #endif

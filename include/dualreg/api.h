@@ -25,6 +25,7 @@ struct db_op;
 struct pg_result;
 struct config;
 struct api_server;
+struct idem_claim;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
 struct evdns_base;
@@ -66,6 +67,7 @@ struct api_req {
 	cJSON *abort_problem;
 	void (*auth_next)(struct api_req *r);
 	char auth_hash[65];
+	struct idem_claim *idem; /* Idempotency-Key claim (idempotency.h) */
 };
 
 typedef void (*api_handler_fn)(struct api_req *r);
@@ -90,6 +92,8 @@ void api_server_free(struct api_server *s);
 void api_set_header(struct api_req *r, const char *name, const char *value);
 /* Replies with body as JSON; takes ownership of body (NULL: no body). */
 void api_reply_json(struct api_req *r, int status, cJSON *body);
+/* Replies with a body (NUL-terminated text, copied; NULL: none) of content type ctype. */
+void api_reply_raw(struct api_req *r, int status, const char *ctype, const char *body);
 /* Replies with a problem object from problem_new; takes ownership. */
 void api_reply_problem(struct api_req *r, cJSON *problem);
 /* Replies with a problem built from status, slug (NULL: default) and a detail text. */
@@ -133,8 +137,6 @@ void api_txn_abort(struct api_req *r, cJSON *problem);
  * value is SQL NULL. SQL errors go to api_reply_db_error. */
 void api_reply_sql_json(struct api_req *r, struct pg_result *res);
 void api_reply_sql_json_or_404(struct api_req *r, struct pg_result *res);
-/* Replies with JSON text as it is (no parsing). */
-void api_reply_json_text(struct api_req *r, int status, const char *json, size_t len);
 
 /* Replies for an unexpected SQL error: 409 for unique/exclusion violations, 422 for
  * check/foreign-key violations, 503 for timeouts, else 500 (details only in the log).

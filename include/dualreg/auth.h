@@ -15,10 +15,6 @@ struct api_req;
 #define AUTH_TOKEN_PREFIX "drk_"
 #define AUTH_TOKEN_LEN 47 /* prefix + 43 */
 #define AUTH_HASH_HEX 65  /* 64 hex digits + NUL */
-/* Seconds a looked-up key is trusted before it is read again (bounds how long a
- * revoked key keeps working on a running daemon). */
-#define AUTH_CACHE_TTL_S 10
-
 /* A new random token (AUTH_TOKEN_LEN + 1 bytes). 0, or -1 if randomness failed. */
 int auth_token_new(char *out, size_t outlen) __attribute__((warn_unused_result));
 /* Hex SHA-256 of a token. */

@@ -44,6 +44,7 @@ struct config {
 	bool webhook_allow_http;    /* plain http endpoints (tests, trusted networks) */
 	bool webhook_allow_private; /* loopback/private/link-local endpoints */
 	char *webhook_ca_file;      /* NULL: the system trust store; owned */
+	unsigned key_cache_ttl_ms; /* how long a looked-up API key is trusted */
 };
 
 /* Fills every key with its default. Allocates; release with cfg_free. */

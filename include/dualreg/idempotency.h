@@ -1,0 +1,83 @@
+/*
+ * idempotency: the Idempotency-Key header on authenticated POST requests, handled by the
+ * server around every handler (no handler deals with it).
+ *
+ * Within 24 hours, per API key: the same Idempotency-Key with the same request (method,
+ * path with query, body; compared by SHA-256) gets the first response again (status,
+ * content type, body) with "Idempotent-Replayed: true" and the handler does not run; the
+ * same key with another request gets 422 idempotency-key-reused; the same key while the
+ * first request is still running gets 409 idempotency-key-in-progress. A header that is
+ * not 1..IDEM_KEY_MAX printable ASCII characters gets 400 invalid-idempotency-key.
+ *
+ * Lifecycle (table idempotency_keys): before the handler the key is claimed in one short
+ * statement (a row in state 'running'; a 'running' row older than twice the request
+ * timeout was abandoned and is taken over, a row older than 24 hours is reused). The
+ * handler's reply is stored (state 'done') before it is sent, so only a stored response
+ * can ever be replayed; a 5xx reply releases the claim instead, so that a retry runs
+ * again. A timer purges rows older than 24 hours.
+ */
+#ifndef DUALREG_IDEMPOTENCY_H
+#define DUALREG_IDEMPOTENCY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dualreg/router.h"
+
+struct api_req;
+struct event_base;
+struct db_pool;
+
+#define IDEM_KEY_MAX 255
+#define IDEM_HASH_HEX 65 /* SHA-256 in hex + NUL */
+#define IDEM_TTL_SQL "24 hours"
+
+/* What to do with a request, given what the claim statement found. */
+enum idem_decision {
+	IDEM_RUN,         /* claimed: run the handler */
+	IDEM_REPLAY,      /* a stored response for the same request */
+	IDEM_REUSED,      /* the key was used for a different request: 422 */
+	IDEM_IN_PROGRESS, /* the same key is held by a request still running: 409 */
+};
+
+/* True if method + access level take part (authenticated POST routes). */
+bool idem_applies(unsigned method, enum router_access access);
+/* True if v is a usable Idempotency-Key value: 1..IDEM_KEY_MAX printable ASCII. */
+bool idem_key_valid(const char *v);
+/* Hex SHA-256 over method, URI (path and query) and body, unambiguously framed. */
+void idem_request_hash(const char *method, const char *uri, const void *body, size_t body_len,
+		       char out[IDEM_HASH_HEX]);
+/*
+ * The decision for a claim: claimed (our row was written), or else the stored row's
+ * state ("running"/"done", NULL if no row was visible: a concurrent claim) and hash.
+ */
+enum idem_decision idem_decide(bool claimed, const char *state, const char *stored_hash,
+			       const char *our_hash);
+
+/*
+ * Before the handler of an authenticated POST (r->key is set). Without the header: next(r)
+ * at once. Otherwise validates and claims, then next(r) with r->idem set, or replies
+ * itself (400, 409, 422, or the replay).
+ */
+void idem_begin(struct api_req *r, void (*next)(struct api_req *r));
+/*
+ * The handler replied status (with body text, NULL for none, of content type ctype):
+ * stores it (or releases the claim for a 5xx), then calls send(r). If the database does
+ * not answer, send(r) still runs (the claim is left to expire as abandoned). Strings are
+ * copied.
+ */
+void idem_end(struct api_req *r, int status, const char *ctype, const char *body,
+	      void (*send)(struct api_req *r));
+/* True while r holds a claim whose reply must go through idem_end. */
+bool idem_claimed(const struct api_req *r);
+/* The request ended without a reply of the handler's (its deadline passed): releases the
+ * claim in the background, without waiting. */
+void idem_abandon(struct api_req *r);
+/* Frees r->idem (the server calls this when the request ends). */
+void idem_free(struct api_req *r);
+
+/* The purge timer: deletes expired rows every few minutes. */
+struct idem_purger *idem_purger_start(struct event_base *base, struct db_pool *db);
+void idem_purger_stop(struct idem_purger *p);
+
+#endif
