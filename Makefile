@@ -48,6 +48,7 @@ CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c \
             daemon/db/conn.c daemon/db/pool.c daemon/db/migrate.c \
             $(sort $(wildcard daemon/domain/*.c)) \
             api/problem.c api/router.c api/server.c api/routes.c api/auth.c api/auth_token.c api/txn.c \
+            api/json_fields.c api/sql_reply.c \
             $(sort $(wildcard api/h_*.c))
 DAEMON_SRCS = daemon/main.c
 CTL_SRCS    = ctl/dualregctl.c
