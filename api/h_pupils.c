@@ -10,6 +10,7 @@
 
 #include "dualreg/json_fields.h"
 #include "dualreg/sql_reply.h"
+#include "dualreg/upn.h"
 #include "handlers.h"
 
 #define PUPIL_NAME_MAX 100
@@ -44,6 +45,10 @@ void h_pupils_create(struct api_req *r)
 
 void h_pupil_get(struct api_req *r)
 {
+	if (upn_validate(r->params.value[0], NULL) != UPN_OK) {
+		api_reply_error(r, 404, NULL, "no such pupil");
+		return;
+	}
 	const char *params[] = {r->params.value[0], r->key.admin ? NULL : r->key.urn};
 	sql_reply_query(r,
 			"SELECT 200, dualreg_pupil_json(p) FROM pupils p "

@@ -17,6 +17,7 @@
 #include "dualreg/json_fields.h"
 #include "dualreg/schedule.h"
 #include "dualreg/sql_reply.h"
+#include "dualreg/upn.h"
 #include "handlers.h"
 
 static const char *const roles[] = {"main", "subsidiary", NULL};
@@ -147,6 +148,10 @@ void h_registration_patch(struct api_req *r)
 
 void h_pupil_registrations(struct api_req *r)
 {
+	if (upn_validate(r->params.value[0], NULL) != UPN_OK) {
+		api_reply_error(r, 404, NULL, "no such pupil");
+		return;
+	}
 	const char *params[] = {r->params.value[0], r->key.admin ? NULL : r->key.urn};
 	sql_reply_query(
 	    r,
