@@ -218,7 +218,7 @@ BEGIN
         PERFORM dualreg_fail(404, 'not-found', format('no registration %s', p_id));
     END IF;
     PERFORM dualreg_lock_pupil(v_upn);
-    SELECT * INTO r FROM registrations WHERE id = p_id FOR UPDATE;
+    SELECT * INTO r FROM registrations WHERE id = p_id FOR NO KEY UPDATE;
     IF NOT dualreg_registration_writable(p_id, p_key_urn) THEN
         PERFORM dualreg_fail(403, 'forbidden',
             'a school key changes only registrations at its own school, or a subsidiary registration of a pupil on its roll as main school');
@@ -326,7 +326,9 @@ DECLARE
     v_hi date;
     v_upn text;
 BEGIN
-    PERFORM 1 FROM schools WHERE urn = p_urn FOR UPDATE;
+    -- NO KEY UPDATE: concurrent writers referencing the school (FOR KEY SHARE) are
+    -- not blocked, so they cannot deadlock with the pupil locks taken below.
+    PERFORM 1 FROM schools WHERE urn = p_urn FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         PERFORM dualreg_fail(404, 'not-found', format('no school with URN %s', p_urn));
     END IF;

@@ -111,7 +111,7 @@ static void expect_status(long status)
 /* A valid UPN with serial n (LA 801, establishment 2000, year 05). */
 static void make_upn(int n, char out[14])
 {
-	snprintf(out, 14, "A801200005%03d", n % 1000);
+	snprintf(out, 14, "A801200005%03u", (unsigned)n % 1000u);
 	char want = 'A';
 	if (upn_validate(out, &want) == UPN_BAD_CHECK)
 		out[0] = want;
@@ -287,7 +287,7 @@ END_TEST
 START_TEST(test_school_list_paging)
 {
 	for (int i = 0; i < 4; i++) {
-		char urn[8];
+		char urn[24];
 		snprintf(urn, sizeof urn, "50000%d", i);
 		school(urn, "mainstream");
 	}
