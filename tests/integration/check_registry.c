@@ -7,6 +7,7 @@
  * any day of the week.
  */
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -929,6 +930,86 @@ START_TEST(test_future_registration_derives_nothing)
 }
 END_TEST
 
+/* ---- concurrency ---- */
+
+struct racer {
+	pthread_t thread;
+	const char *method, *path, *token;
+	char body[512];
+	struct th_resp resp;
+	int rc;
+};
+
+static void *racer_main(void *arg)
+{
+	struct racer *x = arg;
+	char u[256], auth[160];
+	snprintf(u, sizeof u, "%s%s", d.base, x->path);
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", x->token);
+	const char *headers[] = {auth, "Content-Type: application/json", NULL};
+	x->rc = th_http(x->method, u, x->body, strlen(x->body), headers, &x->resp);
+	return NULL;
+}
+
+/* Runs n requests at once; counts the responses with status want. */
+static int race(struct racer *xs, int n, long want)
+{
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(pthread_create(&xs[i].thread, NULL, racer_main, &xs[i]), 0);
+	int hits = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(xs[i].thread, NULL);
+		ck_assert_int_eq(xs[i].rc, 0);
+		hits += xs[i].resp.status == want;
+	}
+	return hits;
+}
+
+START_TEST(test_concurrent_writes)
+{
+	enum { N = 6 };
+	struct racer xs[N];
+	char upn[14];
+	make_upn(50, upn);
+	/* The same pupil posted at once: one 201, every other 200 with the same pupil. */
+	for (int i = 0; i < N; i++) {
+		xs[i] = (struct racer){.method = "POST", .path = "/v1/pupils", .token = k_admin};
+		snprintf(xs[i].body, sizeof xs[i].body,
+			 "{\"upn\":\"%s\",\"given_name\":\"Grace\",\"family_name\":\"Hopper\","
+			 "\"date_of_birth\":\"2013-01-02\"}",
+			 upn);
+	}
+	ck_assert_int_eq(race(xs, N, 201), 1);
+	for (int i = 0; i < N; i++) {
+		ck_assert_msg(xs[i].resp.status == 201 || xs[i].resp.status == 200, "%s",
+			      xs[i].resp.body);
+		th_resp_free(&xs[i].resp);
+	}
+	/* Main registrations at several schools at once: exactly one wins, the others are
+	 * told what they overlap. */
+	const char *urns[N] = {HOME, PRU, OTHER, HOME, PRU, OTHER};
+	for (int i = 0; i < N; i++) {
+		xs[i] = (struct racer){.method = "POST", .path = "/v1/registrations",
+				       .token = k_admin};
+		snprintf(xs[i].body, sizeof xs[i].body,
+			 "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"main\","
+			 "\"start_date\":\"2025-09-0%d\"}",
+			 upn, urns[i], 1 + i);
+	}
+	ck_assert_int_eq(race(xs, N, 201), 1);
+	for (int i = 0; i < N; i++) {
+		if (xs[i].resp.status != 201) {
+			ck_assert_int_eq(xs[i].resp.status, 409);
+			ck_assert_msg(strstr(xs[i].resp.body, "/problems/overlapping-registration"),
+				      "%s", xs[i].resp.body);
+		}
+		th_resp_free(&xs[i].resp);
+	}
+	ck_assert_int_eq(qnum("SELECT count(*) FROM registrations"), 1);
+	ck_assert_int_eq(qnum("SELECT count(*) FROM events WHERE type = 'registration.created'"), 1);
+}
+END_TEST
+
 Suite *registry_suite(void)
 {
 	Suite *s = suite_create("registry");
@@ -945,6 +1026,7 @@ Suite *registry_suite(void)
 	tcase_add_test(tc, test_registration_authz);
 	tcase_add_test(tc, test_derived_d_follows_registrations);
 	tcase_add_test(tc, test_future_registration_derives_nothing);
+	tcase_add_test(tc, test_concurrent_writes);
 	suite_add_tcase(s, tc);
 	return s;
 }
