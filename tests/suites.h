@@ -12,5 +12,7 @@ Suite *pool_suite(void);
 Suite *daemon_suite(void);
 Suite *openapi_suite(void);
 Suite *registry_suite(void);
+/* the registry suite's registration tests (check_registry_registrations.c) */
+void registry_registration_tests(TCase *tc);
 
 #endif
