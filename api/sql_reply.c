@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dualreg/log.h"
 #include "dualreg/problem.h"
 #include "dualreg/xalloc.h"
 
@@ -135,9 +136,14 @@ static void txn_begun(struct api_req *r, PGresult *res)
 void sql_reply_txn(struct api_req *r, const char *sql, int nparams, const char *const *params,
 		   const struct sql_reply_map *map)
 {
+	if (nparams < 0 || nparams > SQL_REPLY_MAX_PARAMS) {
+		log_error("too many statement parameters", "route=%s n=%d", r->route->name, nparams);
+		api_reply_error(r, 500, NULL, "the request could not be completed");
+		return;
+	}
 	struct txn_state *st = xcalloc(1, sizeof *st);
 	st->sql = sql;
-	st->nparams = nparams < SQL_REPLY_MAX_PARAMS ? nparams : SQL_REPLY_MAX_PARAMS;
+	st->nparams = nparams;
 	for (int i = 0; i < st->nparams; i++)
 		st->params[i] = params[i] ? xstrdup(params[i]) : NULL;
 	st->map = map;
