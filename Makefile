@@ -51,6 +51,7 @@ CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c \
             $(sort $(wildcard daemon/domain/*.c)) $(sort $(wildcard daemon/sync/*.c)) \
             api/problem.c api/router.c api/server.c api/routes.c api/auth.c api/auth_token.c api/txn.c \
             api/idempotency.c \
+            api/json_fields.c api/sql_reply.c \
             $(sort $(wildcard api/h_*.c))
 DAEMON_SRCS = daemon/main.c
 CTL_SRCS    = $(sort $(wildcard ctl/*.c))

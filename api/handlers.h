@@ -24,5 +24,18 @@ void h_deliveries_list(struct api_req *r);
 void h_deliveries_retry(struct api_req *r);
 /* platform (h_me.c) */
 void h_me(struct api_req *r);
+/* registry: schools, closures, pupils, registrations (h_schools.c, h_pupils.c,
+ * h_registrations.c) */
+void h_schools_create(struct api_req *r);
+void h_schools_list(struct api_req *r);
+void h_school_get(struct api_req *r);
+void h_school_patch(struct api_req *r);
+void h_closures_get(struct api_req *r);
+void h_closures_put(struct api_req *r);
+void h_pupils_create(struct api_req *r);
+void h_pupil_get(struct api_req *r);
+void h_pupil_registrations(struct api_req *r);
+void h_registrations_create(struct api_req *r);
+void h_registration_patch(struct api_req *r);
 
 #endif

@@ -16,5 +16,20 @@ const struct router_route api_routes[] = {
     {RM_POST, "/v1/deliveries/{id}/retry", "delivery", ROUTE_KEY, H(h_deliveries_retry)},
     /* platform: the caller's identity */
     {RM_GET, "/v1/me", "me", ROUTE_KEY, H(h_me)},
+    /* registry */
+    {RM_POST, "/v1/schools", "schools.create", ROUTE_ADMIN, H(h_schools_create)},
+    {RM_GET, "/v1/schools", "schools.list", ROUTE_ADMIN, H(h_schools_list)},
+    {RM_GET, "/v1/schools/{urn}", "schools.get", ROUTE_KEY, H(h_school_get)},
+    {RM_PATCH, "/v1/schools/{urn}", "schools.patch", ROUTE_ADMIN, H(h_school_patch)},
+    {RM_GET, "/v1/schools/{urn}/closures", "closures.get", ROUTE_KEY, H(h_closures_get)},
+    {RM_PUT, "/v1/schools/{urn}/closures", "closures.put", ROUTE_KEY, H(h_closures_put)},
+    {RM_POST, "/v1/pupils", "pupils.create", ROUTE_KEY, H(h_pupils_create)},
+    {RM_GET, "/v1/pupils/{upn}", "pupils.get", ROUTE_KEY, H(h_pupil_get)},
+    {RM_GET, "/v1/pupils/{upn}/registrations", "registrations.list", ROUTE_KEY,
+     H(h_pupil_registrations)},
+    {RM_POST, "/v1/registrations", "registrations.create", ROUTE_KEY,
+     H(h_registrations_create)},
+    {RM_PATCH, "/v1/registrations/{id}", "registrations.patch", ROUTE_KEY,
+     H(h_registration_patch)},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

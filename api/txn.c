@@ -15,9 +15,19 @@
 #include "dualreg/log.h"
 #include "dualreg/problem.h"
 
+/* The handler's state is released when this module answers for it (see on_abort). */
+static void drop_handler_state(struct api_req *r)
+{
+	void (*undo)(struct api_req *) = r->on_abort;
+	r->on_abort = NULL;
+	if (undo != NULL)
+		undo(r);
+}
+
 /* No result at all: the database is unreachable or the connection broke. */
 static void unavailable(struct api_req *r, const char *err)
 {
+	drop_handler_state(r);
 	api_set_header(r, "Retry-After", "1");
 	api_reply_error(r, 503, "database-unavailable", "%s", err);
 }
@@ -131,6 +141,7 @@ void api_reply_db_error(struct api_req *r, PGresult *res)
 {
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	const char *msg = PQresultErrorMessage(res);
+	drop_handler_state(r);
 	int status = 500;
 	const char *slug = "internal-error";
 	const char *detail = "the request could not be completed; the error has been logged";

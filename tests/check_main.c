@@ -27,6 +27,8 @@ int main(void)
 	srunner_add_suite(sr, auth_suite());
 	srunner_add_suite(sr, idempotency_unit_suite());
 	srunner_add_suite(sr, ctl_suite());
+	srunner_add_suite(sr, registry_suite());
+	srunner_add_suite(sr, idempotency_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -21,5 +21,8 @@ Suite *auth_suite(void);
 Suite *idempotency_unit_suite(void);
 Suite *idempotency_suite(void); /* needs POST /v1/schools; see check_idempotency.c */
 Suite *ctl_suite(void);
+Suite *registry_suite(void);
+/* the registry suite's registration tests (check_registry_registrations.c) */
+void registry_registration_tests(TCase *tc);
 
 #endif

@@ -56,7 +56,9 @@ struct api_req {
 	struct router_params params;
 	unsigned method;                    /* enum router_method */
 	struct db_op *op;                   /* pooled operation in flight, if any */
-	void (*on_abort)(struct api_req *r); /* undo other asynchronous work */
+	void (*on_abort)(struct api_req *r); /* undo other asynchronous work and free state;
+					      also run when api_query/api_txn_* or
+					      api_reply_db_error answer for the handler */
 	void *state;                        /* the handler's own */
 	struct api_key key;                 /* the caller (routes other than ROUTE_PUBLIC) */
 	struct db_conn *conn;               /* held by an open transaction (api_txn_*) */

@@ -1,0 +1,328 @@
+/*
+ * schools: the schools dualreg knows and their closure days.
+ *  POST  /v1/schools                 admin: create (409 duplicate-school / duplicate-laestab)
+ *  GET   /v1/schools                 admin: cursor-paged by URN
+ *  GET   /v1/schools/{urn}           admin, or a school key for its own school (else 404)
+ *  PATCH /v1/schools/{urn}           admin: name, laestab, kind, register_close
+ *  PUT   /v1/schools/{urn}/closures  admin or the school's key: replaces the closure list
+ *                                    and re-derives D marks over the dates it changes
+ *  GET   /v1/schools/{urn}/closures  like GET /v1/schools/{urn}
+ * Bodies are checked here (every bad field reported with its pointer); the rows are
+ * written by one statement in a transaction (see sql/004_registry.sql).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dualreg/json_fields.h"
+#include "dualreg/problem.h"
+#include "dualreg/sql_reply.h"
+#include "dualreg/xalloc.h"
+#include "handlers.h"
+
+#define SCHOOL_NAME_MAX 200
+#define CLOSURES_MAX 1000
+#define CLOSURE_REASON_MAX 200
+#define SCHOOLS_LIMIT_DEFAULT 100
+#define SCHOOLS_LIMIT_MAX 500
+
+static const char *const kinds[] = {"mainstream", "pru", "ap", "special", NULL};
+
+static const struct sql_reply_map school_constraints[] = {
+    {"schools_pkey", 409, "duplicate-school", "/urn", "a school with this URN already exists"},
+    {"schools_laestab_key", 409, "duplicate-laestab", "/laestab",
+     "another school already has this LAESTAB"},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+/* The {urn} path parameter if it can name a school; otherwise replies 404. */
+static const char *path_urn(struct api_req *r)
+{
+	const char *urn = r->params.value[0];
+	bool ok = strlen(urn) == 6;
+	for (size_t i = 0; ok && i < 6; i++)
+		ok = urn[i] >= '0' && urn[i] <= '9';
+	if (!ok) {
+		api_reply_error(r, 404, NULL, "no school with URN %.16s", urn);
+		return NULL;
+	}
+	return urn;
+}
+
+/* The key's school, or NULL for an admin key (the scope parameter of the SQL). */
+static const char *key_scope(const struct api_req *r)
+{
+	return r->key.admin ? NULL : r->key.urn;
+}
+
+/* register_close {am?, pm?}: both optional; unknown members refused. */
+static void read_register_close(struct jf *j, const cJSON *body, const char **am,
+				const char **pm)
+{
+	static const char *const known[] = {"am", "pm", NULL};
+	*am = *pm = NULL;
+	const cJSON *rc = jf_object(j, body, "", "register_close", false);
+	if (rc == NULL)
+		return;
+	jf_only(j, rc, "/register_close", known);
+	*am = jf_hhmm(j, rc, "/register_close", "am", false);
+	*pm = jf_hhmm(j, rc, "/register_close", "pm", false);
+}
+
+/* Replies with the collected problem and frees the body; true if there was one. */
+static bool refused(struct api_req *r, struct jf *j, cJSON *body)
+{
+	cJSON *problem = jf_take_problem(j);
+	if (problem == NULL)
+		return false;
+	cJSON_Delete(body);
+	api_reply_problem(r, problem);
+	return true;
+}
+
+void h_schools_create(struct api_req *r)
+{
+	static const char *const known[] = {"urn", "laestab", "name", "kind", "register_close",
+					    NULL};
+	cJSON *body = api_json_body(r);
+	if (body == NULL)
+		return;
+	struct jf j;
+	jf_init(&j);
+	jf_only(&j, body, "", known);
+	const char *urn = jf_digits(&j, body, "", "urn", true, 6, "invalid-urn");
+	const char *laestab = jf_digits(&j, body, "", "laestab", false, 7, "invalid-laestab");
+	const char *name = jf_text(&j, body, "", "name", true, SCHOOL_NAME_MAX);
+	const char *kind = jf_enum(&j, body, "", "kind", true, kinds);
+	const char *am, *pm;
+	read_register_close(&j, body, &am, &pm);
+	if (refused(r, &j, body))
+		return;
+	const char *params[] = {urn, laestab, name, kind, am, pm};
+	sql_reply_txn(r,
+		      "INSERT INTO schools (urn, laestab, name, kind, am_close, pm_close, "
+		      "created_at, updated_at) VALUES ($1, $2, $3, $4, "
+		      "coalesce($5::time, '09:15'), coalesce($6::time, '13:45'), dualreg_now(), "
+		      "dualreg_now()) RETURNING 201, dualreg_school_json(schools)",
+		      6, params, school_constraints);
+	cJSON_Delete(body);
+}
+
+/* Decodes a list cursor (hex of "s1:" + URN) into urn; false if it is not one. */
+static bool cursor_decode(const char *cursor, char urn[7])
+{
+	char raw[10];
+	if (strlen(cursor) != 18)
+		return false;
+	for (size_t i = 0; i < 9; i++) {
+		unsigned v;
+		if (sscanf(cursor + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", cursor[2 * i]) ||
+		    !strchr("0123456789abcdef", cursor[2 * i + 1]))
+			return false;
+		raw[i] = (char)v;
+	}
+	raw[9] = '\0';
+	if (strncmp(raw, "s1:", 3) != 0)
+		return false;
+	for (size_t i = 3; i < 9; i++)
+		if (raw[i] < '0' || raw[i] > '9')
+			return false;
+	memcpy(urn, raw + 3, 6);
+	urn[6] = '\0';
+	return true;
+}
+
+void h_schools_list(struct api_req *r)
+{
+	char cursor[64], limit_text[16], after[7] = "";
+	long limit = SCHOOLS_LIMIT_DEFAULT;
+	if (api_query_param(r, "cursor", cursor, sizeof cursor) && !cursor_decode(cursor, after)) {
+		api_reply_error(r, 400, "invalid-cursor",
+				"cursor is not one this server returned as next_cursor");
+		return;
+	}
+	if (api_query_param(r, "limit", limit_text, sizeof limit_text)) {
+		char *end;
+		limit = strtol(limit_text, &end, 10);
+		if (limit_text[0] < '0' || limit_text[0] > '9' || *end != '\0' || limit < 1 ||
+		    limit > SCHOOLS_LIMIT_MAX) {
+			api_reply_error(r, 400, "invalid-limit", "limit must be 1 to %d",
+					SCHOOLS_LIMIT_MAX);
+			return;
+		}
+	}
+	char limit_param[16];
+	snprintf(limit_param, sizeof limit_param, "%ld", limit);
+	const char *params[] = {after, limit_param};
+	sql_reply_query(
+	    r,
+	    "WITH page AS (SELECT urn FROM schools WHERE urn > $1 ORDER BY urn LIMIT $2::int + 1), "
+	    "kept AS (SELECT urn FROM page ORDER BY urn LIMIT $2::int) "
+	    "SELECT 200, jsonb_build_object("
+	    " 'schools', coalesce((SELECT jsonb_agg(dualreg_school_json(s) ORDER BY s.urn) "
+	    "   FROM schools s WHERE s.urn IN (SELECT urn FROM kept)), '[]'::jsonb),"
+	    " 'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $2::int THEN "
+	    "   encode(convert_to('s1:' || (SELECT max(urn) FROM kept), 'UTF8'), 'hex') END)",
+	    2, params);
+}
+
+void h_school_get(struct api_req *r)
+{
+	const char *urn = path_urn(r);
+	if (urn == NULL)
+		return;
+	const char *params[] = {urn, key_scope(r)};
+	sql_reply_query(r,
+			"SELECT 200, dualreg_school_json(s) FROM schools s "
+			"WHERE s.urn = $1 AND ($2::text IS NULL OR s.urn = $2)",
+			2, params);
+}
+
+void h_school_patch(struct api_req *r)
+{
+	static const char *const known[] = {"name", "laestab", "kind", "register_close", NULL};
+	const char *urn = path_urn(r);
+	if (urn == NULL)
+		return;
+	cJSON *body = api_json_body(r);
+	if (body == NULL)
+		return;
+	struct jf j;
+	jf_init(&j);
+	jf_only(&j, body, "", known);
+	if (jf_is_null(body, "name"))
+		jf_fail(&j, "invalid-field", "", "name", "name cannot be removed");
+	if (jf_is_null(body, "kind"))
+		jf_fail(&j, "invalid-field", "", "kind", "kind cannot be removed");
+	const char *name = jf_text(&j, body, "", "name", false, SCHOOL_NAME_MAX);
+	const char *kind = jf_enum(&j, body, "", "kind", false, kinds);
+	const char *laestab = jf_digits(&j, body, "", "laestab", false, 7, "invalid-laestab");
+	const char *am, *pm;
+	read_register_close(&j, body, &am, &pm);
+	if (refused(r, &j, body))
+		return;
+	const char *params[] = {urn, name, jf_has(body, "laestab") ? "t" : "f", laestab, kind,
+				am, pm};
+	sql_reply_txn(r,
+		      "UPDATE schools SET name = coalesce($2, name), "
+		      "laestab = CASE WHEN $3::boolean THEN $4 ELSE laestab END, "
+		      "kind = coalesce($5, kind), am_close = coalesce($6::time, am_close), "
+		      "pm_close = coalesce($7::time, pm_close), updated_at = dualreg_now() "
+		      "WHERE urn = $1 RETURNING 200, dualreg_school_json(schools)",
+		      7, params, school_constraints);
+	cJSON_Delete(body);
+}
+
+void h_closures_get(struct api_req *r)
+{
+	const char *urn = path_urn(r);
+	if (urn == NULL)
+		return;
+	const char *params[] = {urn, key_scope(r)};
+	sql_reply_query(r,
+			"SELECT 200, dualreg_closures_json(urn) FROM schools "
+			"WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)",
+			2, params);
+}
+
+struct closure_item {
+	int index;
+	const char *from, *to;
+};
+
+static int closure_cmp(const void *a, const void *b)
+{
+	const struct closure_item *x = a, *y = b;
+	int c = strcmp(x->from, y->from);
+	return c != 0 ? c : x->index - y->index;
+}
+
+/* Checks every closure; then that none overlaps another (dates compare as text). */
+static void read_closures(struct jf *j, const cJSON *list, cJSON *out)
+{
+	static const char *const known[] = {"from", "to", "reason", NULL};
+	int n = cJSON_GetArraySize(list);
+	struct closure_item *items = xcalloc((size_t)n + 1, sizeof *items);
+	int nitems = 0, i = 0;
+	const cJSON *c;
+	cJSON_ArrayForEach(c, list)
+	{
+		char base[32];
+		snprintf(base, sizeof base, "/closures/%d", i);
+		if (!cJSON_IsObject(c)) {
+			jf_fail(j, "invalid-closure", base, NULL,
+				"each closure is an object {from, to, reason}");
+			i++;
+			continue;
+		}
+		jf_only(j, c, base, known);
+		const char *from = jf_date(j, c, base, "from", true);
+		const char *to = jf_date(j, c, base, "to", true);
+		const char *reason = jf_text(j, c, base, "reason", false, CLOSURE_REASON_MAX);
+		if (from != NULL && to != NULL && strcmp(to, from) < 0) {
+			jf_fail(j, "invalid-closure", base, "to", "to (%s) is before from (%s)", to,
+				from);
+		} else if (from != NULL && to != NULL) {
+			items[nitems++] = (struct closure_item){i, from, to};
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "from", from);
+			cJSON_AddStringToObject(o, "to", to);
+			cJSON_AddStringToObject(o, "reason", reason ? reason : "");
+			cJSON_AddItemToArray(out, o);
+		}
+		i++;
+	}
+	qsort(items, (size_t)nitems, sizeof *items, closure_cmp);
+	const struct closure_item *reach = nitems > 0 ? &items[0] : NULL; /* latest end so far */
+	for (int k = 1; k < nitems; k++) {
+		if (strcmp(items[k].from, reach->to) <= 0) {
+			char base[32];
+			snprintf(base, sizeof base, "/closures/%d", items[k].index);
+			jf_fail(j, "overlapping-closures", base, "from",
+				"this closure overlaps /closures/%d (%s to %s)", reach->index,
+				reach->from, reach->to);
+		}
+		if (strcmp(items[k].to, reach->to) > 0)
+			reach = &items[k];
+	}
+	free(items);
+}
+
+void h_closures_put(struct api_req *r)
+{
+	static const char *const known[] = {"closures", NULL};
+	const char *urn = path_urn(r);
+	if (urn == NULL)
+		return;
+	if (!r->key.admin && strcmp(r->key.urn, urn) != 0) {
+		api_reply_error(r, 403, "forbidden", "a school key changes only its own school");
+		return;
+	}
+	cJSON *body = api_json_body(r);
+	if (body == NULL)
+		return;
+	struct jf j;
+	jf_init(&j);
+	jf_only(&j, body, "", known);
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "closures");
+	cJSON *normal = cJSON_CreateArray();
+	if (list == NULL || cJSON_IsNull(list))
+		jf_fail(&j, "missing-field", "", "closures", "closures is required (may be [])");
+	else if (!cJSON_IsArray(list))
+		jf_fail(&j, "invalid-field", "", "closures", "closures must be a list");
+	else if (cJSON_GetArraySize(list) > CLOSURES_MAX)
+		jf_fail(&j, "too-many-closures", "", "closures", "at most %d closures",
+			CLOSURES_MAX);
+	else
+		read_closures(&j, list, normal);
+	if (refused(r, &j, body)) {
+		cJSON_Delete(normal);
+		return;
+	}
+	char *text = cJSON_PrintUnformatted(normal);
+	cJSON_Delete(normal);
+	const char *params[] = {urn, text};
+	sql_reply_txn(r, "SELECT 200, dualreg_closures_replace($1, $2::jsonb)", 2, params, NULL);
+	cJSON_free(text);
+	cJSON_Delete(body);
+}

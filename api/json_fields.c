@@ -1,0 +1,264 @@
+/* json_fields: typed reads of request bodies with JSON-pointer errors (see json_fields.h). */
+#include "dualreg/json_fields.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dualreg/calendar.h"
+#include "dualreg/problem.h"
+#include "dualreg/upn.h"
+
+void jf_init(struct jf *j)
+{
+	j->problem = NULL;
+	j->nerrors = 0;
+}
+
+/* RFC 6901 escaping of one reference token ("~" -> "~0", "/" -> "~1"), bounded. */
+static void pointer_join(char *out, size_t len, const char *base, const char *name)
+{
+	size_t n = (size_t)snprintf(out, len, "%s", base);
+	if (name == NULL || n + 1 >= len)
+		return;
+	out[n++] = '/';
+	for (const char *c = name; *c != '\0' && n + 3 < len; c++) {
+		if (*c == '~' || *c == '/') {
+			out[n++] = '~';
+			out[n++] = *c == '~' ? '0' : '1';
+		} else {
+			out[n++] = *c;
+		}
+	}
+	out[n] = '\0';
+}
+
+void jf_fail(struct jf *j, const char *slug, const char *base, const char *name,
+	     const char *fmt, ...)
+{
+	char detail[512], pointer[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	pointer_join(pointer, sizeof pointer, base, name);
+	if (j->problem == NULL)
+		j->problem = problem_new(422, slug, NULL, detail);
+	problem_add_error(j->problem, pointer, detail);
+	j->nerrors++;
+}
+
+cJSON *jf_take_problem(struct jf *j)
+{
+	cJSON *p = j->problem;
+	if (p != NULL && j->nerrors > 1) {
+		char detail[96];
+		snprintf(detail, sizeof detail, "%d fields are invalid; see errors", j->nerrors);
+		cJSON_ReplaceItemInObjectCaseSensitive(p, "detail", cJSON_CreateString(detail));
+	}
+	j->problem = NULL;
+	j->nerrors = 0;
+	return p;
+}
+
+void jf_clear(struct jf *j)
+{
+	cJSON_Delete(j->problem);
+	jf_init(j);
+}
+
+bool jf_has(const cJSON *obj, const char *name)
+{
+	return cJSON_GetObjectItemCaseSensitive(obj, name) != NULL;
+}
+
+bool jf_is_null(const cJSON *obj, const char *name)
+{
+	return cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(obj, name));
+}
+
+void jf_only(struct jf *j, const cJSON *obj, const char *base, const char *const known[])
+{
+	const cJSON *m;
+	cJSON_ArrayForEach(m, obj)
+	{
+		bool ok = false;
+		for (size_t i = 0; known[i] != NULL && !ok; i++)
+			ok = strcmp(m->string, known[i]) == 0;
+		if (!ok)
+			jf_fail(j, "unknown-field", base, m->string, "unknown field \"%.64s\"",
+				m->string);
+	}
+}
+
+/* The member if present and not null; records missing-field when required. */
+static const cJSON *member(struct jf *j, const cJSON *obj, const char *base, const char *name,
+			   bool required)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (m == NULL || cJSON_IsNull(m)) {
+		if (required)
+			jf_fail(j, "missing-field", base, name, "%s is required", name);
+		return NULL;
+	}
+	return m;
+}
+
+/* The member as a string, or NULL (recording slug when it is not a string). */
+static const char *string_member(struct jf *j, const cJSON *obj, const char *base,
+				 const char *name, bool required, const char *slug,
+				 const char *expect)
+{
+	const cJSON *m = member(j, obj, base, name, required);
+	if (m == NULL)
+		return NULL;
+	if (!cJSON_IsString(m)) {
+		jf_fail(j, slug, base, name, "%s must be %s", name, expect);
+		return NULL;
+	}
+	return m->valuestring;
+}
+
+/* Characters in a UTF-8 string, or (size_t)-1 if it is not well-formed UTF-8. */
+static size_t utf8_length(const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t chars = 0;
+	while (*s != '\0') {
+		unsigned c = *s;
+		size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+		if (len == 0 || (len == 2 && c < 0xc2) || (len == 4 && c > 0xf4))
+			return (size_t)-1;
+		for (size_t i = 1; i < len; i++)
+			if ((s[i] & 0xc0) != 0x80)
+				return (size_t)-1;
+		if ((len == 3 && c == 0xe0 && s[1] < 0xa0) || (len == 3 && c == 0xed && s[1] >= 0xa0) ||
+		    (len == 4 && c == 0xf0 && s[1] < 0x90) || (len == 4 && c == 0xf4 && s[1] >= 0x90))
+			return (size_t)-1; /* overlong, surrogate or beyond U+10FFFF */
+		s += len;
+		chars++;
+	}
+	return chars;
+}
+
+const char *jf_text(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required, size_t maxlen)
+{
+	const char *s = string_member(j, obj, base, name, required, "invalid-field", "a string");
+	if (s == NULL)
+		return NULL;
+	size_t n = utf8_length(s);
+	if (n == (size_t)-1) {
+		jf_fail(j, "invalid-field", base, name, "%s is not valid UTF-8", name);
+		return NULL;
+	}
+	if (n == 0 || n > maxlen) {
+		jf_fail(j, "invalid-field", base, name, "%s must be 1 to %zu characters long", name,
+			maxlen);
+		return NULL;
+	}
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++)
+		if (*c < 0x20 || *c == 0x7f) {
+			jf_fail(j, "invalid-field", base, name,
+				"%s must not contain control characters", name);
+			return NULL;
+		}
+	return s;
+}
+
+const char *jf_digits(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		      bool required, size_t ndigits, const char *slug)
+{
+	char expect[48];
+	snprintf(expect, sizeof expect, "a string of %zu digits", ndigits);
+	const char *s = string_member(j, obj, base, name, required, slug, expect);
+	if (s == NULL)
+		return NULL;
+	bool ok = strlen(s) == ndigits;
+	for (size_t i = 0; ok && i < ndigits; i++)
+		ok = s[i] >= '0' && s[i] <= '9';
+	if (!ok) {
+		jf_fail(j, slug, base, name, "%s must be %s", name, expect);
+		return NULL;
+	}
+	return s;
+}
+
+const char *jf_enum(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required, const char *const allowed[])
+{
+	char list[160] = "";
+	size_t n = 0;
+	for (size_t i = 0; allowed[i] != NULL && n < sizeof list; i++)
+		n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", allowed[i]);
+	char expect[192];
+	snprintf(expect, sizeof expect, "one of: %s", list);
+	const char *s = string_member(j, obj, base, name, required, "invalid-field", expect);
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; allowed[i] != NULL; i++)
+		if (strcmp(s, allowed[i]) == 0)
+			return allowed[i];
+	jf_fail(j, "invalid-field", base, name, "%s must be %s", name, expect);
+	return NULL;
+}
+
+const char *jf_date(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required)
+{
+	const char *s = string_member(j, obj, base, name, required, "invalid-date",
+				      "a date YYYY-MM-DD");
+	struct cal_date d;
+	if (s != NULL && !cal_parse_date(s, &d)) {
+		jf_fail(j, "invalid-date", base, name, "%s must be a real date YYYY-MM-DD", name);
+		return NULL;
+	}
+	return s;
+}
+
+const char *jf_hhmm(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required)
+{
+	const char *s = string_member(j, obj, base, name, required, "invalid-time",
+				      "a time of day HH:MM");
+	if (s != NULL && (strlen(s) != 5 || cal_parse_hhmm(s) < 0)) {
+		jf_fail(j, "invalid-time", base, name, "%s must be a time of day HH:MM", name);
+		return NULL;
+	}
+	return s;
+}
+
+const cJSON *jf_object(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		       bool required)
+{
+	const cJSON *m = member(j, obj, base, name, required);
+	if (m != NULL && !cJSON_IsObject(m)) {
+		jf_fail(j, "invalid-field", base, name, "%s must be an object", name);
+		return NULL;
+	}
+	return m;
+}
+
+const char *jf_upn(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		   bool required)
+{
+	const char *s = string_member(j, obj, base, name, required, "invalid-upn",
+				      "a 13-character UPN");
+	if (s == NULL)
+		return NULL;
+	char expected = '?';
+	switch (upn_validate(s, &expected)) {
+	case UPN_OK:
+		return s;
+	case UPN_BAD_CHECK:
+		jf_fail(j, "invalid-upn", base, name,
+			"%s has a wrong check letter: %.13s should start with %c", name, s, expected);
+		return NULL;
+	case UPN_BAD_FORMAT:
+		break;
+	}
+	jf_fail(j, "invalid-upn", base, name,
+		"%s must be a UPN: a check letter, 11 digits and a digit or letter (13 characters)",
+		name);
+	return NULL;
+}

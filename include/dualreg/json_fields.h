@@ -1,0 +1,64 @@
+/*
+ * json_fields: reads typed members of a JSON request body and collects every problem
+ * found into one 422 problem, each with the JSON pointer of its field ("/urn",
+ * "/closures/3/to"). Readers never stop at the first error, so a client learns about
+ * every bad field at once; the problem's type is the slug of the first error.
+ *
+ * Conventions: a member that is absent or JSON null counts as absent; a required
+ * member that is absent is "missing-field"; a member of the wrong type or shape gets
+ * the slug the caller names (or "invalid-field").
+ */
+#ifndef DUALREG_JSON_FIELDS_H
+#define DUALREG_JSON_FIELDS_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct jf {
+	cJSON *problem; /* NULL while no error was found */
+	int nerrors;
+};
+
+void jf_init(struct jf *j);
+/* Records an error at base + "/" + name (name NULL: at base itself). */
+void jf_fail(struct jf *j, const char *slug, const char *base, const char *name,
+	     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The collected 422 problem (caller owns it), or NULL when every field was fine. */
+cJSON *jf_take_problem(struct jf *j);
+/* Frees what was collected (for paths that do not reply with it). */
+void jf_clear(struct jf *j);
+
+/* True when obj has the member (even if it is null). */
+bool jf_has(const cJSON *obj, const char *name);
+/* True when obj has the member and it is JSON null. */
+bool jf_is_null(const cJSON *obj, const char *name);
+/* Records an "unknown-field" error for every member of obj not listed in known
+ * (NULL-terminated). */
+void jf_only(struct jf *j, const cJSON *obj, const char *base, const char *const known[]);
+
+/* A string of 1..maxlen bytes without control characters; NULL if absent or bad. */
+const char *jf_text(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required, size_t maxlen);
+/* A string of exactly ndigits ASCII digits (slug for the error given); NULL if absent
+ * or bad. */
+const char *jf_digits(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		      bool required, size_t ndigits, const char *slug);
+/* One of the allowed strings (NULL-terminated list); NULL if absent or bad. */
+const char *jf_enum(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required, const char *const allowed[]);
+/* A "YYYY-MM-DD" date (slug "invalid-date"); NULL if absent or bad. */
+const char *jf_date(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required);
+/* An "HH:MM" time of day (slug "invalid-time"); NULL if absent or bad. */
+const char *jf_hhmm(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		    bool required);
+/* A UPN with a valid check letter (slug "invalid-upn"; a wrong check letter is named
+ * with the expected one); NULL if absent or bad. */
+const char *jf_upn(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		   bool required);
+/* An object member; NULL if absent or not an object (an error if so, or if required). */
+const cJSON *jf_object(struct jf *j, const cJSON *obj, const char *base, const char *name,
+		       bool required);
+
+#endif
