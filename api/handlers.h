@@ -15,4 +15,8 @@ extern const size_t api_nroutes;
 void h_healthz(struct api_req *r);
 void h_readyz(struct api_req *r);
 
+/* marks (h_marks.c, h_history.c) */
+void h_marks_post(struct api_req *r);
+void h_mark_history(struct api_req *r);
+
 #endif

@@ -1,0 +1,410 @@
+-- Marks ingest: the rule engine behind POST /v1/marks (and, later, marks pulled from a
+-- school's MIS), and the history read behind GET .../marks/{date}/{session}/history.
+--
+-- dualreg_ingest_marks takes a whole batch as one jsonb array and answers one jsonb
+-- object, so a request costs one statement however many marks it carries. Inside:
+--   1. every pupil named is locked (dualreg_lock_pupil, sorted), so concurrent writers
+--      for one pupil queue up and none loses another's update;
+--   2. one set-based query checks every item against every rule that does not depend
+--      on the batch's own writes (formats, scope, pupil, school, registration, dates,
+--      code table, minutes late, D placement) and works out where the pupil is expected;
+--   3. the items that passed are written in rounds: round k holds the k-th item for
+--      each (pupil, school, date, session), so a batch that names a session twice sees
+--      its own first write. Each round is one statement that classifies against the
+--      stored mark (created, amended, unchanged, or rejected as reason-required),
+--      upserts marks, appends mark_history and appends events;
+--   4. derived D marks follow for every (pupil, date) written (dualreg_derive_d), but
+--      only where there is anything to derive: the pupil is dual registered that day,
+--      or holds a derived mark that may no longer belong.
+-- Events are inserted set-based with one pg_notify per batch: the same rows and
+-- wake-up that dualreg_emit makes, without a function call per mark.
+
+-- A "YYYY-MM-DD" text as a date (years 1900-2199, as calendar.h), or NULL if it is not
+-- one. Never raises, so one bad item cannot fail a batch.
+CREATE FUNCTION dualreg_parse_date(p_text text) RETURNS date
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_year integer;
+    v_month integer;
+    v_day integer;
+BEGIN
+    IF p_text IS NULL OR p_text !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN
+        RETURN NULL;
+    END IF;
+    v_year := substr(p_text, 1, 4)::integer;
+    v_month := substr(p_text, 6, 2)::integer;
+    v_day := substr(p_text, 9, 2)::integer;
+    IF v_year NOT BETWEEN 1900 AND 2199 OR v_month NOT BETWEEN 1 AND 12 OR v_day < 1
+       OR v_day > extract(day FROM make_date(v_year, v_month, 1) + interval '1 month'
+                                     - interval '1 day') THEN
+        RETURN NULL;
+    END IF;
+    RETURN make_date(v_year, v_month, v_day);
+END $$;
+
+-- One mark as the API shows it.
+CREATE FUNCTION dualreg_mark_json(p_upn text, p_urn text, p_date date, p_session text,
+                                  p_code text, p_minutes_late smallint, p_comment text,
+                                  p_source text, p_version integer,
+                                  p_recorded_at timestamptz) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT jsonb_build_object('upn', p_upn, 'urn', p_urn, 'date', p_date, 'session', p_session,
+                            'code', p_code, 'minutes_late', p_minutes_late,
+                            'comment', p_comment, 'source', p_source, 'version', p_version,
+                            'recorded_at', p_recorded_at)
+$$;
+
+-- One item of a batch after the checks: its fields, the first rule it broke (error,
+-- detail), and what the plan says about its session.
+CREATE TYPE dualreg_mark_item AS (
+    idx           integer,   -- position in the batch, from 0
+    upn           text,
+    urn           text,
+    date          date,
+    session       text,
+    code          text,
+    minutes_late  smallint,
+    comment       text,
+    reason        text,
+    error         text,      -- NULL: passed every batch-independent rule
+    detail        text,
+    expected_urn  text,      -- the school expecting the pupil (dual registered only)
+    urns          text[],    -- the pupil's schools that day (who is told)
+    conflict      boolean,   -- a real mark at the school that does not expect the pupil
+    dual_day      boolean,   -- dual registered on that date
+    round         integer
+);
+
+CREATE TYPE dualreg_mark_result AS (idx integer, result jsonb);
+
+-- The rule engine. p_items: a jsonb array of {upn, urn, date, session, code,
+-- minutes_late?, comment?, reason?}; p_key_id / p_key_name: who (recorded in history);
+-- p_acting_urn: the only school the caller may write for (NULL: any, an admin);
+-- p_source: 'api' or 'pull'. Returns {results: [{index, status, mark?, error?}],
+-- counts: {created, amended, unchanged, rejected}, derived: n}.
+-- Error types: invalid-item, invalid-upn, invalid-urn, invalid-date, invalid-session,
+-- no-mark, invalid-minutes-late, invalid-comment, comment-too-long, invalid-reason,
+-- reason-too-long, forbidden-school, unknown-school, unknown-pupil, not-a-school-day,
+-- date-in-future, before-registration, not-registered, unknown-code,
+-- code-not-valid-on-date, minutes-late-not-allowed, minutes-late-out-of-range,
+-- d-not-expected, reason-required.
+CREATE FUNCTION dualreg_ingest_marks(p_items jsonb, p_key_id bigint, p_key_name text,
+                                     p_acting_urn text, p_source text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_today date := dualreg_today();
+    v_now timestamptz := dualreg_now();
+    v_items dualreg_mark_item[];
+    v_out dualreg_mark_result[] := '{}';
+    v_part dualreg_mark_result[];
+    v_rounds integer;
+    v_derived integer := 0;
+    v_emitted integer;
+    v_any_event boolean := false;
+    v_upn text;
+    r record;
+BEGIN
+    IF p_source IS NULL OR p_source NOT IN ('api', 'pull') THEN
+        RAISE EXCEPTION 'dualreg_ingest_marks: source must be api or pull, not %', p_source;
+    END IF;
+    IF jsonb_typeof(p_items) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'dualreg_ingest_marks: items must be a JSON array';
+    END IF;
+
+    -- 1. Lock every pupil named, always in the same order.
+    FOR v_upn IN
+        SELECT DISTINCT e->>'upn' COLLATE "C"
+          FROM jsonb_array_elements(p_items) e
+         WHERE jsonb_typeof(e->'upn') = 'string'
+           AND e->>'upn' ~ '^[A-Z][0-9]{11}[0-9A-Z]$'
+         ORDER BY 1
+    LOOP
+        PERFORM dualreg_lock_pupil(v_upn);
+    END LOOP;
+
+    -- 2. Every rule that does not depend on this batch's own writes, in one query.
+    WITH raw AS (
+        SELECT (t.o - 1)::integer AS idx, t.e
+          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(e, o)
+    ), f AS (
+        SELECT idx,
+               jsonb_typeof(e) = 'object' AS is_object,
+               CASE WHEN jsonb_typeof(e->'upn') = 'string' THEN e->>'upn' END AS upn,
+               CASE WHEN jsonb_typeof(e->'urn') = 'string' THEN e->>'urn' END AS urn,
+               CASE WHEN jsonb_typeof(e->'date') = 'string'
+                    THEN dualreg_parse_date(e->>'date') END AS date,
+               CASE WHEN jsonb_typeof(e->'session') = 'string' THEN e->>'session' END AS session,
+               CASE WHEN jsonb_typeof(e->'code') = 'string' THEN e->>'code' END AS code,
+               coalesce(jsonb_typeof(e->'minutes_late'), 'null') AS ml_type,
+               CASE WHEN jsonb_typeof(e->'minutes_late') = 'number'
+                    THEN (e->>'minutes_late')::numeric END AS ml,
+               coalesce(jsonb_typeof(e->'comment'), 'null') AS comment_type,
+               CASE WHEN jsonb_typeof(e->'comment') = 'string' THEN e->>'comment' END AS comment,
+               coalesce(jsonb_typeof(e->'reason'), 'null') AS reason_type,
+               CASE WHEN jsonb_typeof(e->'reason') = 'string' THEN e->>'reason' END AS reason
+          FROM raw
+    ), g AS (
+        SELECT f.*,
+               f.upn ~ '^[A-Z][0-9]{11}[0-9A-Z]$' AS upn_ok,
+               f.urn ~ '^[0-9]{6}$' AS urn_ok,
+               EXISTS (SELECT 1 FROM pupils p WHERE p.upn = f.upn) AS pupil_known,
+               EXISTS (SELECT 1 FROM schools s WHERE s.urn = f.urn) AS school_known,
+               EXISTS (SELECT 1 FROM registrations rg
+                        WHERE rg.upn = f.upn AND rg.urn = f.urn
+                          AND f.date BETWEEN rg.start_date
+                                         AND coalesce(rg.end_date, 'infinity')) AS reg_ok,
+               (SELECT min(rg.start_date) FROM registrations rg
+                 WHERE rg.upn = f.upn AND rg.urn = f.urn AND rg.start_date > f.date) AS reg_next,
+               (SELECT max(rg.end_date) FROM registrations rg
+                 WHERE rg.upn = f.upn AND rg.urn = f.urn AND rg.end_date < f.date) AS reg_ended,
+               (SELECT count(DISTINCT rg.role) = 2 FROM registrations rg
+                 WHERE rg.upn = f.upn
+                   AND f.date BETWEEN rg.start_date AND coalesce(rg.end_date, 'infinity'))
+                   AS dual_day,
+               c.code IS NOT NULL AS code_known, c.valid_from, c.valid_to
+          FROM f
+          LEFT JOIN attendance_codes c ON c.code = f.code
+    ), h AS (
+        SELECT g.*, pl.main_urn, pl.sub_urn, pl.expected_urn, pl.other_urn
+          FROM g
+          LEFT JOIN LATERAL (
+                SELECT p.main_urn, p.sub_urn, p.expected_urn, p.other_urn
+                  FROM dualreg_day_plan(g.upn, g.date, g.date) p
+                 WHERE g.dual_day AND g.session IN ('AM', 'PM') AND p.session = g.session
+              ) pl ON true
+    ), checked AS (
+        SELECT h.*,
+          CASE
+            WHEN NOT is_object THEN 'invalid-item'
+            WHEN upn IS NULL OR NOT upn_ok THEN 'invalid-upn'
+            WHEN urn IS NULL OR NOT urn_ok THEN 'invalid-urn'
+            WHEN date IS NULL THEN 'invalid-date'
+            WHEN session IS NULL OR session NOT IN ('AM', 'PM') THEN 'invalid-session'
+            WHEN code = '-' THEN 'no-mark'
+            WHEN ml_type NOT IN ('null', 'number') OR ml <> trunc(ml) THEN 'invalid-minutes-late'
+            WHEN comment_type NOT IN ('null', 'string') THEN 'invalid-comment'
+            WHEN length(comment) > 1000 THEN 'comment-too-long'
+            WHEN reason_type NOT IN ('null', 'string') THEN 'invalid-reason'
+            WHEN length(reason) > 1000 THEN 'reason-too-long'
+            WHEN p_acting_urn IS NOT NULL AND urn <> p_acting_urn THEN 'forbidden-school'
+            WHEN NOT school_known THEN 'unknown-school'
+            WHEN NOT pupil_known THEN 'unknown-pupil'
+            WHEN extract(isodow FROM date) > 5 THEN 'not-a-school-day'
+            WHEN date > v_today THEN 'date-in-future'
+            WHEN NOT reg_ok AND reg_next IS NOT NULL THEN 'before-registration'
+            WHEN NOT reg_ok THEN 'not-registered'
+            WHEN code IS NULL OR NOT code_known THEN 'unknown-code'
+            WHEN date < valid_from OR date > valid_to THEN 'code-not-valid-on-date'
+            WHEN ml IS NOT NULL AND code NOT IN ('L', 'U') THEN 'minutes-late-not-allowed'
+            WHEN ml IS NOT NULL AND ml NOT BETWEEN 0 AND 600 THEN 'minutes-late-out-of-range'
+            WHEN code = 'D' AND (other_urn IS NULL OR other_urn <> urn) THEN 'd-not-expected'
+          END AS error
+          FROM h
+    ), numbered AS (
+        SELECT checked.*,
+               CASE WHEN error IS NULL
+                    THEN row_number() OVER (PARTITION BY error IS NULL, upn, urn, date, session
+                                            ORDER BY idx)::integer END AS round
+          FROM checked
+    )
+    SELECT array_agg(ROW(
+             idx, upn, urn, date, session, code,
+             CASE WHEN error IS NULL THEN ml::smallint END, comment, reason, error,
+             CASE error
+               WHEN 'invalid-item' THEN 'each mark must be a JSON object'
+               WHEN 'invalid-upn' THEN 'upn must be a 13-character UPN'
+               WHEN 'invalid-urn' THEN 'urn must be 6 digits'
+               WHEN 'invalid-date' THEN 'date must be a real date written YYYY-MM-DD'
+               WHEN 'invalid-session' THEN 'session must be AM or PM'
+               WHEN 'no-mark' THEN '"-" means no mark yet: leave the session out instead'
+               WHEN 'invalid-minutes-late' THEN 'minutes_late must be a whole number'
+               WHEN 'invalid-comment' THEN 'comment must be a string'
+               WHEN 'comment-too-long' THEN 'comment must be at most 1000 characters'
+               WHEN 'invalid-reason' THEN 'reason must be a string'
+               WHEN 'reason-too-long' THEN 'reason must be at most 1000 characters'
+               WHEN 'forbidden-school' THEN format('this key may only write marks for school %s', p_acting_urn)
+               WHEN 'unknown-school' THEN format('no school with URN %s', urn)
+               WHEN 'unknown-pupil' THEN format('no pupil with UPN %s', upn)
+               WHEN 'not-a-school-day' THEN format('%s is a %s: there are no sessions', date, trim(to_char(date, 'Day')))
+               WHEN 'date-in-future' THEN format('%s is after today (%s)', date, v_today)
+               WHEN 'before-registration' THEN format('the pupil is registered at %s from %s, after %s', urn, reg_next, date)
+               WHEN 'not-registered' THEN CASE WHEN reg_ended IS NOT NULL
+                    THEN format('the pupil''s registration at %s ended on %s', urn, reg_ended)
+                    ELSE format('the pupil is not registered at %s on %s', urn, date) END
+               WHEN 'unknown-code' THEN format('%s is not an attendance code', left(coalesce(code, ''), 8))
+               WHEN 'code-not-valid-on-date' THEN CASE WHEN date < valid_from
+                    THEN format('code %s is only valid from %s', code, valid_from)
+                    ELSE format('code %s was withdrawn after %s', code, valid_to) END
+               WHEN 'minutes-late-not-allowed' THEN format('minutes_late goes only with L or U, not %s', code)
+               WHEN 'minutes-late-out-of-range' THEN 'minutes_late must be between 0 and 600'
+               WHEN 'd-not-expected' THEN CASE WHEN NOT dual_day
+                    THEN format('D is only for a dual-registered pupil; this pupil is not dual registered on %s', date)
+                    ELSE format('D is only for a session the pupil is expected at the other school; %s %s is expected at %s', date, session, expected_urn) END
+             END,
+             expected_urn,
+             CASE WHEN main_urn IS NOT NULL AND sub_urn IS NOT NULL
+                  THEN ARRAY[main_urn, sub_urn] ELSE ARRAY[urn] END,
+             error IS NULL AND code <> 'D' AND other_urn = urn,
+             coalesce(dual_day, false),
+             round
+           )::dualreg_mark_item ORDER BY idx)
+      INTO v_items
+      FROM numbered;
+
+    SELECT array_agg(ROW(c.idx, jsonb_build_object('index', c.idx, 'status', 'rejected',
+                         'error', jsonb_build_object('type', c.error, 'detail', c.detail)))
+                     ::dualreg_mark_result)
+      INTO v_part
+      FROM unnest(v_items) c WHERE c.error IS NOT NULL;
+    v_out := v_out || coalesce(v_part, '{}');
+
+    -- 3. Write round by round.
+    SELECT max(c.round) INTO v_rounds FROM unnest(v_items) c;
+    FOR v_round IN 1 .. coalesce(v_rounds, 0) LOOP
+        WITH cur AS (
+            SELECT c.*, m.upn IS NOT NULL AS has_old, m.code AS old_code,
+                   m.minutes_late AS old_ml, m.comment AS old_comment,
+                   m.source AS old_source, m.version AS old_version,
+                   m.recorded_at AS old_recorded_at
+              FROM unnest(v_items) c
+              LEFT JOIN marks m ON m.upn = c.upn AND m.date = c.date
+                               AND m.session = c.session AND m.urn = c.urn
+             WHERE c.error IS NULL AND c.round = v_round
+        ), cls AS (
+            SELECT cur.*,
+                   CASE WHEN NOT has_old THEN 'created'
+                        WHEN old_code = code AND old_ml IS NOT DISTINCT FROM minutes_late
+                             AND old_comment IS NOT DISTINCT FROM comment THEN 'unchanged'
+                        -- a derived D gives way to the school's own mark
+                        WHEN old_source = 'derived' THEN 'created'
+                        WHEN old_code <> code AND old_code <> 'N'
+                             AND coalesce(btrim(reason), '') = '' THEN 'rejected'
+                        ELSE 'amended' END AS status
+              FROM cur
+        ), w AS (
+            INSERT INTO marks AS mk (upn, urn, date, session, code, minutes_late, comment,
+                                     source, version, recorded_at, key_id)
+            SELECT upn, urn, date, session, code, minutes_late, comment, p_source, 1, v_now,
+                   p_key_id
+              FROM cls WHERE status IN ('created', 'amended')
+            ON CONFLICT (upn, date, session, urn) DO UPDATE
+               SET code = EXCLUDED.code, minutes_late = EXCLUDED.minutes_late,
+                   comment = EXCLUDED.comment, source = EXCLUDED.source,
+                   version = mk.version + 1, recorded_at = EXCLUDED.recorded_at,
+                   key_id = EXCLUDED.key_id
+            RETURNING mk.upn, mk.urn, mk.date, mk.session, mk.version
+        ), hist AS (
+            INSERT INTO mark_history (upn, urn, date, session, old_code, old_minutes_late,
+                                      old_comment, old_source, new_code, new_minutes_late,
+                                      new_comment, new_source, reason, key_id, key_name,
+                                      changed_at)
+            SELECT upn, urn, date, session, old_code, old_ml, old_comment, old_source, code,
+                   minutes_late, comment, p_source, nullif(btrim(reason), ''), p_key_id,
+                   p_key_name, v_now
+              FROM cls WHERE status IN ('created', 'amended')
+             ORDER BY idx
+        ), ev AS (
+            INSERT INTO events (type, upn, urns, data, occurred_at)
+            SELECT x.type, x.upn, x.urns, x.data, v_now
+              FROM (SELECT idx, 0 AS k, 'mark.recorded' AS type, upn, urns,
+                           jsonb_strip_nulls(jsonb_build_object(
+                               'upn', upn, 'urn', urn, 'date', date, 'session', session,
+                               'code', code, 'previous_code', old_code,
+                               'minutes_late', minutes_late, 'source', p_source)) AS data
+                      FROM cls WHERE status IN ('created', 'amended')
+                    UNION ALL
+                    SELECT idx, 1, 'mark.conflict', upn, urns,
+                           jsonb_strip_nulls(jsonb_build_object(
+                               'upn', upn, 'urn', urn, 'date', date, 'session', session,
+                               'code', code, 'source', p_source,
+                               'expected_urn', expected_urn,
+                               'expected_code', (SELECT m2.code FROM marks m2
+                                                  WHERE m2.upn = cls.upn AND m2.date = cls.date
+                                                    AND m2.session = cls.session
+                                                    AND m2.urn = cls.expected_urn)))
+                      FROM cls WHERE status IN ('created', 'amended') AND conflict) x
+             ORDER BY x.idx, x.k
+            RETURNING 1
+        )
+        SELECT array_agg(ROW(cls.idx, CASE
+                   WHEN cls.status = 'rejected' THEN jsonb_build_object(
+                       'index', cls.idx, 'status', 'rejected', 'error', jsonb_build_object(
+                           'type', 'reason-required',
+                           'detail', format('changing %s to %s is an amendment: give a reason',
+                                            cls.old_code, cls.code)))
+                   WHEN cls.status = 'unchanged' THEN jsonb_build_object(
+                       'index', cls.idx, 'status', 'unchanged', 'mark', dualreg_mark_json(
+                           cls.upn, cls.urn, cls.date, cls.session, cls.old_code, cls.old_ml,
+                           cls.old_comment, cls.old_source, cls.old_version,
+                           cls.old_recorded_at))
+                   ELSE jsonb_build_object(
+                       'index', cls.idx, 'status', cls.status, 'mark', dualreg_mark_json(
+                           cls.upn, cls.urn, cls.date, cls.session, cls.code,
+                           cls.minutes_late, cls.comment, p_source, w.version, v_now))
+                   END)::dualreg_mark_result),
+               (SELECT count(*) FROM ev)
+          INTO v_part, v_emitted
+          FROM cls
+          LEFT JOIN w ON w.upn = cls.upn AND w.urn = cls.urn AND w.date = cls.date
+                     AND w.session = cls.session;
+        v_out := v_out || coalesce(v_part, '{}');
+        v_any_event := v_any_event OR v_emitted > 0;
+    END LOOP;
+    IF v_any_event THEN
+        PERFORM pg_notify('dualreg_events', '');
+    END IF;
+
+    -- 4. Derived D marks follow, where there is anything to derive.
+    FOR r IN
+        SELECT DISTINCT c.upn, c.date
+          FROM unnest(v_items) c
+         WHERE c.error IS NULL
+           AND (c.dual_day OR EXISTS (SELECT 1 FROM marks m
+                                       WHERE m.upn = c.upn AND m.date = c.date
+                                         AND m.source = 'derived'))
+         ORDER BY 1, 2
+    LOOP
+        v_derived := v_derived + dualreg_derive_d(r.upn, r.date, r.date);
+    END LOOP;
+
+    RETURN (SELECT jsonb_build_object(
+                'results', coalesce(jsonb_agg(o.result ORDER BY o.idx), '[]'),
+                'counts', jsonb_build_object(
+                    'created', count(*) FILTER (WHERE o.result->>'status' = 'created'),
+                    'amended', count(*) FILTER (WHERE o.result->>'status' = 'amended'),
+                    'unchanged', count(*) FILTER (WHERE o.result->>'status' = 'unchanged'),
+                    'rejected', count(*) FILTER (WHERE o.result->>'status' = 'rejected')),
+                'derived', v_derived)
+              FROM unnest(v_out) o);
+END $$;
+
+-- The history of one pupil's session at both schools, oldest first, for a caller acting
+-- for p_acting_urn (NULL: an admin). NULL when the pupil is unknown or out of the
+-- caller's scope (not registered at that school on that date), so callers answer 404
+-- without telling the two apart.
+CREATE FUNCTION dualreg_mark_history(p_upn text, p_date date, p_session text,
+                                     p_acting_urn text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT CASE
+    WHEN NOT EXISTS (SELECT 1 FROM pupils WHERE upn = p_upn) THEN NULL
+    WHEN p_acting_urn IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM registrations rg
+            WHERE rg.upn = p_upn AND rg.urn = p_acting_urn
+              AND p_date BETWEEN rg.start_date AND coalesce(rg.end_date, 'infinity')) THEN NULL
+    ELSE jsonb_build_object('history', coalesce((
+      SELECT jsonb_agg(jsonb_build_object(
+               'urn', h.urn,
+               'old', CASE WHEN h.old_code IS NOT NULL THEN jsonb_build_object(
+                        'code', h.old_code, 'minutes_late', h.old_minutes_late,
+                        'comment', h.old_comment, 'source', h.old_source) END,
+               'new', CASE WHEN h.new_code IS NOT NULL THEN jsonb_build_object(
+                        'code', h.new_code, 'minutes_late', h.new_minutes_late,
+                        'comment', h.new_comment, 'source', h.new_source) END,
+               'reason', h.reason,
+               'key', jsonb_build_object('id', h.key_id, 'name', h.key_name),
+               'source', coalesce(h.new_source, h.old_source),
+               'changed_at', h.changed_at) ORDER BY h.id)
+        FROM mark_history h
+       WHERE h.upn = p_upn AND h.date = p_date AND h.session = p_session), '[]'))
+  END
+$$;
