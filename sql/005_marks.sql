@@ -101,7 +101,6 @@ DECLARE
     v_derived integer := 0;
     v_emitted integer;
     v_any_event boolean := false;
-    v_upn text;
     r record;
 BEGIN
     IF p_source IS NULL OR p_source NOT IN ('api', 'pull') THEN
@@ -112,15 +111,12 @@ BEGIN
     END IF;
 
     -- 1. Lock every pupil named, always in the same order.
-    FOR v_upn IN
-        SELECT DISTINCT e->>'upn' COLLATE "C"
-          FROM jsonb_array_elements(p_items) e
-         WHERE jsonb_typeof(e->'upn') = 'string'
-           AND e->>'upn' ~ '^[A-Z][0-9]{11}[0-9A-Z]$'
-         ORDER BY 1
-    LOOP
-        PERFORM dualreg_lock_pupil(v_upn);
-    END LOOP;
+    PERFORM dualreg_lock_pupil(u.upn)
+       FROM (SELECT DISTINCT e->>'upn' COLLATE "C" AS upn
+               FROM jsonb_array_elements(p_items) e
+              WHERE jsonb_typeof(e->'upn') = 'string'
+                AND e->>'upn' ~ '^[A-Z][0-9]{11}[0-9A-Z]$'
+              ORDER BY 1) u;
 
     -- 2. Every rule that does not depend on this batch's own writes, in one query.
     WITH raw AS (
@@ -143,7 +139,7 @@ BEGIN
                coalesce(jsonb_typeof(e->'reason'), 'null') AS reason_type,
                CASE WHEN jsonb_typeof(e->'reason') = 'string' THEN e->>'reason' END AS reason
           FROM raw
-    ), g AS (
+    ), g AS MATERIALIZED (
         SELECT f.*,
                f.upn ~ '^[A-Z][0-9]{11}[0-9A-Z]$' AS upn_ok,
                f.urn ~ '^[0-9]{6}$' AS urn_ok,
@@ -153,27 +149,29 @@ BEGIN
                         WHERE rg.upn = f.upn AND rg.urn = f.urn
                           AND f.date BETWEEN rg.start_date
                                          AND coalesce(rg.end_date, 'infinity')) AS reg_ok,
-               (SELECT min(rg.start_date) FROM registrations rg
-                 WHERE rg.upn = f.upn AND rg.urn = f.urn AND rg.start_date > f.date) AS reg_next,
-               (SELECT max(rg.end_date) FROM registrations rg
-                 WHERE rg.upn = f.upn AND rg.urn = f.urn AND rg.end_date < f.date) AS reg_ended,
-               (SELECT count(DISTINCT rg.role) = 2 FROM registrations rg
-                 WHERE rg.upn = f.upn
-                   AND f.date BETWEEN rg.start_date AND coalesce(rg.end_date, 'infinity'))
-                   AS dual_day,
                c.code IS NOT NULL AS code_known, c.valid_from, c.valid_to
           FROM f
           LEFT JOIN attendance_codes c ON c.code = f.code
-    ), h AS (
-        SELECT g.*, pl.main_urn, pl.sub_urn, pl.expected_urn, pl.other_urn
+    ), h AS MATERIALIZED (
+        -- Where the pupil is expected, asked only of pupils with a subsidiary
+        -- registration that day: {main_urn, sub_urn, expected_urn, other_urn}.
+        SELECT g.*,
+               CASE WHEN reg_ok AND session IN ('AM', 'PM') AND EXISTS (
+                         SELECT 1 FROM registrations rg
+                          WHERE rg.upn = g.upn AND rg.role = 'subsidiary'
+                            AND g.date BETWEEN rg.start_date
+                                           AND coalesce(rg.end_date, 'infinity'))
+                    THEN (SELECT ARRAY[p.main_urn, p.sub_urn, p.expected_urn, p.other_urn]
+                            FROM dualreg_day_plan(g.upn, g.date, g.date) p
+                           WHERE p.session = g.session) END AS plan
           FROM g
-          LEFT JOIN LATERAL (
-                SELECT p.main_urn, p.sub_urn, p.expected_urn, p.other_urn
-                  FROM dualreg_day_plan(g.upn, g.date, g.date) p
-                 WHERE g.dual_day AND g.session IN ('AM', 'PM') AND p.session = g.session
-              ) pl ON true
-    ), checked AS (
-        SELECT h.*,
+    ), h2 AS (
+        SELECT h.*, plan[1] AS main_urn, plan[2] AS sub_urn, plan[3] AS expected_urn,
+               plan[4] AS other_urn,
+               coalesce(plan[1] IS NOT NULL AND plan[2] IS NOT NULL, false) AS dual_day
+          FROM h
+    ), checked AS MATERIALIZED (
+        SELECT h2.*,
           CASE
             WHEN NOT is_object THEN 'invalid-item'
             WHEN upn IS NULL OR NOT upn_ok THEN 'invalid-upn'
@@ -191,7 +189,10 @@ BEGIN
             WHEN NOT pupil_known THEN 'unknown-pupil'
             WHEN extract(isodow FROM date) > 5 THEN 'not-a-school-day'
             WHEN date > v_today THEN 'date-in-future'
-            WHEN NOT reg_ok AND reg_next IS NOT NULL THEN 'before-registration'
+            WHEN NOT reg_ok AND EXISTS (SELECT 1 FROM registrations rg
+                                         WHERE rg.upn = h2.upn AND rg.urn = h2.urn
+                                           AND rg.start_date > h2.date)
+              THEN 'before-registration'
             WHEN NOT reg_ok THEN 'not-registered'
             WHEN code IS NULL OR NOT code_known THEN 'unknown-code'
             WHEN date < valid_from OR date > valid_to THEN 'code-not-valid-on-date'
@@ -199,7 +200,7 @@ BEGIN
             WHEN ml IS NOT NULL AND ml NOT BETWEEN 0 AND 600 THEN 'minutes-late-out-of-range'
             WHEN code = 'D' AND (other_urn IS NULL OR other_urn <> urn) THEN 'd-not-expected'
           END AS error
-          FROM h
+          FROM h2
     ), numbered AS (
         SELECT checked.*,
                CASE WHEN error IS NULL
@@ -227,10 +228,17 @@ BEGIN
                WHEN 'unknown-pupil' THEN format('no pupil with UPN %s', upn)
                WHEN 'not-a-school-day' THEN format('%s is a %s: there are no sessions', date, trim(to_char(date, 'Day')))
                WHEN 'date-in-future' THEN format('%s is after today (%s)', date, v_today)
-               WHEN 'before-registration' THEN format('the pupil is registered at %s from %s, after %s', urn, reg_next, date)
-               WHEN 'not-registered' THEN CASE WHEN reg_ended IS NOT NULL
-                    THEN format('the pupil''s registration at %s ended on %s', urn, reg_ended)
-                    ELSE format('the pupil is not registered at %s on %s', urn, date) END
+               WHEN 'before-registration' THEN format('the pupil is registered at %s from %s, after %s', urn,
+                    (SELECT min(rg.start_date) FROM registrations rg
+                      WHERE rg.upn = numbered.upn AND rg.urn = numbered.urn
+                        AND rg.start_date > numbered.date), date)
+               WHEN 'not-registered' THEN coalesce(
+                    (SELECT format('the pupil''s registration at %s ended on %s', numbered.urn, max(rg.end_date))
+                       FROM registrations rg
+                      WHERE rg.upn = numbered.upn AND rg.urn = numbered.urn
+                        AND rg.end_date < numbered.date
+                     HAVING count(*) > 0),
+                    format('the pupil is not registered at %s on %s', urn, date))
                WHEN 'unknown-code' THEN format('%s is not an attendance code', left(coalesce(code, ''), 8))
                WHEN 'code-not-valid-on-date' THEN CASE WHEN date < valid_from
                     THEN format('code %s is only valid from %s', code, valid_from)
@@ -245,7 +253,7 @@ BEGIN
              CASE WHEN main_urn IS NOT NULL AND sub_urn IS NOT NULL
                   THEN ARRAY[main_urn, sub_urn] ELSE ARRAY[urn] END,
              error IS NULL AND code <> 'D' AND other_urn = urn,
-             coalesce(dual_day, false),
+             dual_day,
              round
            )::dualreg_mark_item ORDER BY idx)
       INTO v_items
@@ -354,14 +362,32 @@ BEGIN
         PERFORM pg_notify('dualreg_events', '');
     END IF;
 
-    -- 4. Derived D marks follow, where there is anything to derive.
+    -- 4. Derived D marks follow. dualreg_derive_d is called only for the (pupil, date)
+    -- pairs where it has something to do, tested with its own two conditions: a school
+    -- that should hold a D holds no mark, or a derived mark no longer belongs.
     FOR r IN
-        SELECT DISTINCT c.upn, c.date
-          FROM unnest(v_items) c
-         WHERE c.error IS NULL
-           AND (c.dual_day OR EXISTS (SELECT 1 FROM marks m
-                                       WHERE m.upn = c.upn AND m.date = c.date
-                                         AND m.source = 'derived'))
+        WITH pairs AS (
+            SELECT DISTINCT c.upn, c.date
+              FROM unnest(v_items) c
+             WHERE c.error IS NULL
+               AND (c.dual_day OR EXISTS (SELECT 1 FROM marks m
+                                           WHERE m.upn = c.upn AND m.date = c.date
+                                             AND m.source = 'derived'))
+        )
+        SELECT p.upn, p.date
+          FROM pairs p
+         WHERE EXISTS (SELECT 1 FROM dualreg_day_plan(p.upn, p.date, p.date) pl
+                        WHERE pl.other_urn IS NOT NULL AND NOT pl.other_closed
+                          AND NOT EXISTS (SELECT 1 FROM marks m
+                                           WHERE m.upn = p.upn AND m.date = p.date
+                                             AND m.session = pl.session
+                                             AND m.urn = pl.other_urn))
+            OR EXISTS (SELECT 1 FROM marks m
+                        WHERE m.upn = p.upn AND m.date = p.date AND m.source = 'derived'
+                          AND NOT EXISTS (SELECT 1 FROM dualreg_day_plan(p.upn, p.date, p.date) pl
+                                           WHERE pl.session = m.session
+                                             AND pl.other_urn = m.urn
+                                             AND NOT pl.other_closed))
          ORDER BY 1, 2
     LOOP
         v_derived := v_derived + dualreg_derive_d(r.upn, r.date, r.date);
