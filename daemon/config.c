@@ -13,9 +13,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dualreg/calendar.h"
 #include "dualreg/xalloc.h"
 
-enum cfg_kind { CFG_LISTEN, CFG_STRING, CFG_UINT, CFG_DURATION, CFG_SIZE, CFG_LOGLEVEL };
+enum cfg_kind {
+	CFG_LISTEN,
+	CFG_STRING,
+	CFG_UINT,
+	CFG_DURATION,
+	CFG_SIZE,
+	CFG_LOGLEVEL,
+	CFG_CLOCK, /* "HH:MM" into minutes after midnight */
+};
 
 struct cfg_key {
 	const char *section;
@@ -39,6 +48,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"log", "level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
 	{"limits", "rate", CFG_UINT, OFF(rate_per_second), 1, 1000000},
 	{"limits", "burst", CFG_UINT, OFF(rate_burst), 1, 1000000},
+	{"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0},
 };
 #undef OFF
 
@@ -70,6 +80,7 @@ void cfg_defaults(struct config *cfg)
 	cfg->log_level = LOG_INFO;
 	cfg->rate_per_second = 50;
 	cfg->rate_burst = 200;
+	cfg->derive_at_min = 5; /* 00:05 */
 }
 
 void cfg_free(struct config *cfg)
@@ -244,6 +255,16 @@ static int apply_key(struct config *cfg, const struct cfg_key *k, const char *va
 			return -1;
 		}
 		return 0;
+	case CFG_CLOCK: {
+		int m = cal_parse_hhmm(value);
+		if (m < 0) {
+			snprintf(err, errlen, "expected a time of day HH:MM (00:00 to 23:59), got \"%s\"",
+				 value);
+			return -1;
+		}
+		*(unsigned *)(base + k->offset) = (unsigned)m;
+		return 0;
+	}
 	}
 	if (n < k->min || n > k->max) {
 		if (k->kind == CFG_DURATION)

@@ -21,6 +21,7 @@
 #include "dualreg/api.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
+#include "dualreg/jobs.h"
 #include "dualreg/log.h"
 #include "dualreg/version.h"
 
@@ -31,6 +32,7 @@ struct daemon {
 	struct db_pool *db;
 	struct api_env env;
 	struct api_server *api;
+	struct jobs *jobs;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
@@ -114,6 +116,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	d->cfg.max_requests = next.max_requests;
 	d->cfg.rate_per_second = next.rate_per_second;
 	d->cfg.rate_burst = next.rate_burst;
+	d->cfg.derive_at_min = next.derive_at_min;
+	jobs_reschedule(d->jobs);
 	log_set_level(next.log_level);
 	cfg_free(&next);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
@@ -158,6 +162,7 @@ static int run(struct daemon *d)
 		log_error("cannot start the HTTP server", "err=\"%s\"", err);
 		return 1;
 	}
+	d->jobs = jobs_new(d->base, d->db, &d->cfg);
 	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
@@ -185,6 +190,7 @@ static int run(struct daemon *d)
 static void teardown(struct daemon *d)
 {
 	api_server_free(d->api);
+	jobs_free(d->jobs);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};

@@ -34,6 +34,8 @@ struct config {
 	/* [limits] per API key: a token bucket */
 	unsigned rate_per_second;
 	unsigned rate_burst;
+	/* [jobs] */
+	unsigned derive_at_min; /* daily derived-D run: minutes after midnight, London time */
 };
 
 /* Fills every key with its default. Allocates; release with cfg_free. */
