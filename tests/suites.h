@@ -11,5 +11,8 @@ Suite *migrate_suite(void);
 Suite *pool_suite(void);
 Suite *daemon_suite(void);
 Suite *openapi_suite(void);
+/* marks and the derive job */
+Suite *marks_suite(void);
+Suite *jobs_suite(void);
 
 #endif
