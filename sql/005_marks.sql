@@ -13,9 +13,9 @@
 --      its own first write. Each round is one statement that classifies against the
 --      stored mark (created, amended, unchanged, or rejected as reason-required),
 --      upserts marks, appends mark_history and appends events;
---   4. derived D marks follow for every (pupil, date) written (dualreg_derive_d), but
---      only where there is anything to derive: the pupil is dual registered that day,
---      or holds a derived mark that may no longer belong.
+--   4. derived D marks follow for the (pupil, date) pairs posted (dualreg_derive_d),
+--      called only where it has something to do: a school that should hold a D holds
+--      no mark, or a derived mark no longer belongs.
 -- Events are inserted set-based with one pg_notify per batch: the same rows and
 -- wake-up that dualreg_emit makes, without a function call per mark.
 
@@ -77,6 +77,59 @@ CREATE TYPE dualreg_mark_item AS (
 
 CREATE TYPE dualreg_mark_result AS (idx integer, result jsonb);
 
+-- One session of a dual-registered pupil's day plan (dualreg_day_plan), kept for the
+-- batch so that checks and derivation ask the plan once per pupil and date.
+CREATE TYPE dualreg_plan_row AS (
+    upn           text,
+    date          date,
+    session       text,
+    main_urn      text,
+    sub_urn       text,
+    expected_urn  text,
+    other_urn     text,
+    other_closed  boolean
+);
+
+-- Registrations are looked up by pupil on every mark; the exclusion constraints' GiST
+-- indexes answer that several times slower than a B-tree.
+CREATE INDEX registrations_upn ON registrations (upn, urn);
+
+-- The day plan (as dualreg_day_plan) of many (pupil, date) pairs at once, for the
+-- sessions where the pupil is dual registered: set-based, so that a batch asks it once
+-- rather than once per pupil. Pairs are given as two parallel arrays. The rule is
+-- dualreg_day_plan's: the subsidiary school expects the pupil in the sessions its
+-- schedule in force that day marks, the main school in every other weekday session.
+CREATE FUNCTION dualreg_dual_plans(p_upns text[], p_dates date[])
+RETURNS SETOF dualreg_plan_row LANGUAGE sql STABLE AS $$
+  WITH q AS (
+    SELECT DISTINCT u.upn, u.date
+      FROM unnest(p_upns, p_dates) AS u(upn, date)
+     WHERE u.upn IS NOT NULL AND u.date IS NOT NULL AND extract(isodow FROM u.date) < 6
+  ), reg AS (
+    SELECT q.upn, q.date, m.urn AS main_urn, s.urn AS sub_urn,
+           (SELECT rs.mask FROM registration_schedules rs
+             WHERE rs.registration_id = s.id AND rs.effective_from <= q.date
+             ORDER BY rs.effective_from DESC LIMIT 1) AS mask
+      FROM q
+      JOIN registrations s
+        ON s.upn = q.upn AND s.role = 'subsidiary'
+       AND q.date BETWEEN s.start_date AND coalesce(s.end_date, 'infinity')
+      JOIN registrations m
+        ON m.upn = q.upn AND m.role = 'main'
+       AND q.date BETWEEN m.start_date AND coalesce(m.end_date, 'infinity')
+  ), placed AS (
+    SELECT reg.upn, reg.date, x.session, reg.main_urn, reg.sub_urn,
+           CASE WHEN (coalesce(reg.mask, 0) >> dualreg_session_bit(reg.date, x.session)) & 1 = 1
+                THEN reg.sub_urn ELSE reg.main_urn END AS expected_urn
+      FROM reg, (VALUES ('AM'), ('PM')) AS x(session)
+  )
+  SELECT p.upn, p.date, p.session, p.main_urn, p.sub_urn, p.expected_urn, o.other_urn,
+         dualreg_closed(o.other_urn, p.date)
+    FROM placed p,
+         LATERAL (SELECT CASE WHEN p.expected_urn = p.main_urn THEN p.sub_urn
+                              ELSE p.main_urn END AS other_urn) o
+$$;
+
 -- The rule engine. p_items: a jsonb array of {upn, urn, date, session, code,
 -- minutes_late?, comment?, reason?}; p_key_id / p_key_name: who (recorded in history);
 -- p_acting_urn: the only school the caller may write for (NULL: any, an admin);
@@ -97,6 +150,7 @@ DECLARE
     v_items dualreg_mark_item[];
     v_out dualreg_mark_result[] := '{}';
     v_part dualreg_mark_result[];
+    v_plans dualreg_plan_row[];
     v_rounds integer;
     v_derived integer := 0;
     v_emitted integer;
@@ -118,7 +172,17 @@ BEGIN
                 AND e->>'upn' ~ '^[A-Z][0-9]{11}[0-9A-Z]$'
               ORDER BY 1) u;
 
-    -- 2. Every rule that does not depend on this batch's own writes, in one query.
+    -- 2. The day plans of the pupils dual registered on a date the batch names, then
+    -- every rule that does not depend on this batch's own writes, in one query.
+    SELECT array_agg(pl)
+      INTO v_plans
+      FROM (SELECT array_agg(e->>'upn') AS upns,
+                   array_agg(dualreg_parse_date(e->>'date')) AS dates
+              FROM jsonb_array_elements(p_items) e
+             WHERE jsonb_typeof(e->'upn') = 'string' AND jsonb_typeof(e->'date') = 'string'
+               AND e->>'upn' ~ '^[A-Z][0-9]{11}[0-9A-Z]$') a,
+           dualreg_dual_plans(a.upns, a.dates) pl;
+
     WITH raw AS (
         SELECT (t.o - 1)::integer AS idx, t.e
           FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(e, o)
@@ -152,24 +216,12 @@ BEGIN
                c.code IS NOT NULL AS code_known, c.valid_from, c.valid_to
           FROM f
           LEFT JOIN attendance_codes c ON c.code = f.code
-    ), h AS MATERIALIZED (
-        -- Where the pupil is expected, asked only of pupils with a subsidiary
-        -- registration that day: {main_urn, sub_urn, expected_urn, other_urn}.
-        SELECT g.*,
-               CASE WHEN reg_ok AND session IN ('AM', 'PM') AND EXISTS (
-                         SELECT 1 FROM registrations rg
-                          WHERE rg.upn = g.upn AND rg.role = 'subsidiary'
-                            AND g.date BETWEEN rg.start_date
-                                           AND coalesce(rg.end_date, 'infinity'))
-                    THEN (SELECT ARRAY[p.main_urn, p.sub_urn, p.expected_urn, p.other_urn]
-                            FROM dualreg_day_plan(g.upn, g.date, g.date) p
-                           WHERE p.session = g.session) END AS plan
-          FROM g
     ), h2 AS (
-        SELECT h.*, plan[1] AS main_urn, plan[2] AS sub_urn, plan[3] AS expected_urn,
-               plan[4] AS other_urn,
-               coalesce(plan[1] IS NOT NULL AND plan[2] IS NOT NULL, false) AS dual_day
-          FROM h
+        SELECT g.*, pl.main_urn, pl.sub_urn, pl.expected_urn, pl.other_urn,
+               pl.upn IS NOT NULL AS dual_day
+          FROM g
+          LEFT JOIN unnest(v_plans) pl
+            ON pl.upn = g.upn AND pl.date = g.date AND pl.session = g.session
     ), checked AS MATERIALIZED (
         SELECT h2.*,
           CASE
@@ -363,31 +415,29 @@ BEGIN
     END IF;
 
     -- 4. Derived D marks follow. dualreg_derive_d is called only for the (pupil, date)
-    -- pairs where it has something to do, tested with its own two conditions: a school
-    -- that should hold a D holds no mark, or a derived mark no longer belongs.
+    -- pairs where it has something to do, tested with its own two conditions against
+    -- the plans found above: a school that should hold a D holds no mark, or a derived
+    -- mark no longer belongs (also on a day the pupil is no longer dual registered).
     FOR r IN
-        WITH pairs AS (
-            SELECT DISTINCT c.upn, c.date
-              FROM unnest(v_items) c
-             WHERE c.error IS NULL
-               AND (c.dual_day OR EXISTS (SELECT 1 FROM marks m
-                                           WHERE m.upn = c.upn AND m.date = c.date
-                                             AND m.source = 'derived'))
-        )
-        SELECT p.upn, p.date
-          FROM pairs p
-         WHERE EXISTS (SELECT 1 FROM dualreg_day_plan(p.upn, p.date, p.date) pl
-                        WHERE pl.other_urn IS NOT NULL AND NOT pl.other_closed
-                          AND NOT EXISTS (SELECT 1 FROM marks m
-                                           WHERE m.upn = p.upn AND m.date = p.date
-                                             AND m.session = pl.session
-                                             AND m.urn = pl.other_urn))
-            OR EXISTS (SELECT 1 FROM marks m
-                        WHERE m.upn = p.upn AND m.date = p.date AND m.source = 'derived'
-                          AND NOT EXISTS (SELECT 1 FROM dualreg_day_plan(p.upn, p.date, p.date) pl
-                                           WHERE pl.session = m.session
-                                             AND pl.other_urn = m.urn
-                                             AND NOT pl.other_closed))
+        SELECT DISTINCT x.upn, x.date
+          FROM (SELECT pl.upn, pl.date
+                  FROM unnest(v_plans) pl
+                 WHERE (NOT pl.other_closed
+                        AND NOT EXISTS (SELECT 1 FROM marks m
+                                         WHERE m.upn = pl.upn AND m.date = pl.date
+                                           AND m.session = pl.session
+                                           AND m.urn = pl.other_urn))
+                    OR EXISTS (SELECT 1 FROM marks m
+                                WHERE m.upn = pl.upn AND m.date = pl.date
+                                  AND m.session = pl.session AND m.source = 'derived'
+                                  AND (m.urn <> pl.other_urn OR pl.other_closed))
+                UNION ALL
+                SELECT c.upn, c.date
+                  FROM unnest(v_items) c
+                 WHERE c.error IS NULL AND NOT c.dual_day
+                   AND EXISTS (SELECT 1 FROM marks m
+                                WHERE m.upn = c.upn AND m.date = c.date
+                                  AND m.source = 'derived')) x
          ORDER BY 1, 2
     LOOP
         v_derived := v_derived + dualreg_derive_d(r.upn, r.date, r.date);
