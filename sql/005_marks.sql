@@ -422,7 +422,9 @@ BEGIN
         SELECT DISTINCT x.upn, x.date
           FROM (SELECT pl.upn, pl.date
                   FROM unnest(v_plans) pl
-                 WHERE (NOT pl.other_closed
+                 WHERE (pl.upn, pl.date) IN (SELECT c.upn, c.date FROM unnest(v_items) c
+                                              WHERE c.error IS NULL)
+                   AND ((NOT pl.other_closed
                         AND NOT EXISTS (SELECT 1 FROM marks m
                                          WHERE m.upn = pl.upn AND m.date = pl.date
                                            AND m.session = pl.session
@@ -430,7 +432,7 @@ BEGIN
                     OR EXISTS (SELECT 1 FROM marks m
                                 WHERE m.upn = pl.upn AND m.date = pl.date
                                   AND m.session = pl.session AND m.source = 'derived'
-                                  AND (m.urn <> pl.other_urn OR pl.other_closed))
+                                  AND (m.urn <> pl.other_urn OR pl.other_closed)))
                 UNION ALL
                 SELECT c.upn, c.date
                   FROM unnest(v_items) c

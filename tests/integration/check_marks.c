@@ -902,6 +902,42 @@ START_TEST(test_derive_job_runs_at_startup)
 }
 END_TEST
 
+/* The batch's set-based plan agrees with dualreg_day_plan, session by session, for every
+ * dual-registered day, across a schedule change and a closure. */
+START_TEST(test_batch_plan_matches_day_plan)
+{
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO registration_schedules (registration_id, effective_from, mask) "
+		 "SELECT id, '%s'::date - 10, 1023 & ~(1 << dualreg_session_bit('%s', 'PM')) "
+		 "FROM registrations WHERE urn = '" PRU "';"
+		 "INSERT INTO school_closures (urn, from_date, to_date) VALUES ('" HOME
+		 "', '%s'::date - 7, '%s'::date - 1)",
+		 d1, d1, d1, d1);
+	th_sql(url, sql);
+	const char *days = "SELECT '" P1 "'::text AS upn, x::date AS date FROM generate_series("
+			   "dualreg_today() - 45, dualreg_today() + 5, interval '1 day') x";
+	const char *old = "SELECT p.* FROM dualreg_day_plan('" P1 "', dualreg_today() - 45, "
+			  "dualreg_today() + 5) p WHERE p.other_urn IS NOT NULL";
+	char fresh[512];
+	snprintf(fresh, sizeof fresh,
+		 "SELECT pl.date, pl.session, pl.main_urn, pl.sub_urn, pl.expected_urn, "
+		 "pl.other_urn, pl.other_closed FROM (SELECT array_agg(upn) AS u, array_agg(date) "
+		 "AS d FROM (%s) z) a, dualreg_dual_plans(a.u, a.d) pl",
+		 days);
+	char q[2048];
+	snprintf(q, sizeof q,
+		 "SELECT count(*) FROM ((SELECT date, session, main_urn, sub_urn, expected_urn, "
+		 "other_urn, other_closed FROM (%s) o EXCEPT %s) UNION ALL (%s EXCEPT SELECT date, "
+		 "session, main_urn, sub_urn, expected_urn, other_urn, other_closed FROM (%s) o2)) x",
+		 old, fresh, fresh, old);
+	ck_assert_int_eq(qn("%s", q), 0);
+	/* and it is not trivially empty: D1's placement days, both sessions */
+	ck_assert_int_gt(qn("SELECT count(*) FROM (%s) n", fresh), 20);
+	ck_assert_int_gt(qn("SELECT count(*) FROM (%s) c WHERE other_closed", fresh), 0);
+}
+END_TEST
+
 START_TEST(test_derive_job_bad_config)
 {
 	char out[2048], bin[512], conf[512];
@@ -947,6 +983,7 @@ Suite *marks_suite(void)
 	tcase_set_timeout(sql, 60);
 	tcase_add_checked_fixture(sql, fixtures, NULL);
 	tcase_add_test(sql, test_derive_day_function);
+	tcase_add_test(sql, test_batch_plan_matches_day_plan);
 	tcase_add_test(sql, test_derive_job_bad_config);
 	suite_add_tcase(s, sql);
 	return s;
