@@ -105,7 +105,7 @@ RETURNS SETOF dualreg_plan_row LANGUAGE sql STABLE AS $$
     SELECT DISTINCT u.upn, u.date
       FROM unnest(p_upns, p_dates) AS u(upn, date)
      WHERE u.upn IS NOT NULL AND u.date IS NOT NULL AND extract(isodow FROM u.date) < 6
-  ), reg AS (
+  ), reg AS MATERIALIZED (
     SELECT q.upn, q.date, m.urn AS main_urn, s.urn AS sub_urn,
            (SELECT rs.mask FROM registration_schedules rs
              WHERE rs.registration_id = s.id AND rs.effective_from <= q.date
@@ -117,7 +117,7 @@ RETURNS SETOF dualreg_plan_row LANGUAGE sql STABLE AS $$
       JOIN registrations m
         ON m.upn = q.upn AND m.role = 'main'
        AND q.date BETWEEN m.start_date AND coalesce(m.end_date, 'infinity')
-  ), placed AS (
+  ), placed AS MATERIALIZED (
     SELECT reg.upn, reg.date, x.session, reg.main_urn, reg.sub_urn,
            CASE WHEN (coalesce(reg.mask, 0) >> dualreg_session_bit(reg.date, x.session)) & 1 = 1
                 THEN reg.sub_urn ELSE reg.main_urn END AS expected_urn
@@ -203,19 +203,25 @@ BEGIN
                coalesce(jsonb_typeof(e->'reason'), 'null') AS reason_type,
                CASE WHEN jsonb_typeof(e->'reason') = 'string' THEN e->>'reason' END AS reason
           FROM raw
+    ), on_roll AS MATERIALIZED (
+        -- (pupil, school, date) triples of the batch with a registration covering them:
+        -- one join rather than a lookup per item.
+        SELECT DISTINCT t.upn, t.urn, t.date
+          FROM (SELECT DISTINCT upn, urn, date FROM f) t
+          JOIN registrations rg
+            ON rg.upn = t.upn AND rg.urn = t.urn
+           AND t.date BETWEEN rg.start_date AND coalesce(rg.end_date, 'infinity')
     ), g AS MATERIALIZED (
         SELECT f.*,
                f.upn ~ '^[A-Z][0-9]{11}[0-9A-Z]$' AS upn_ok,
                f.urn ~ '^[0-9]{6}$' AS urn_ok,
                EXISTS (SELECT 1 FROM pupils p WHERE p.upn = f.upn) AS pupil_known,
                EXISTS (SELECT 1 FROM schools s WHERE s.urn = f.urn) AS school_known,
-               EXISTS (SELECT 1 FROM registrations rg
-                        WHERE rg.upn = f.upn AND rg.urn = f.urn
-                          AND f.date BETWEEN rg.start_date
-                                         AND coalesce(rg.end_date, 'infinity')) AS reg_ok,
+               o.upn IS NOT NULL AS reg_ok,
                c.code IS NOT NULL AS code_known, c.valid_from, c.valid_to
           FROM f
           LEFT JOIN attendance_codes c ON c.code = f.code
+          LEFT JOIN on_roll o ON o.upn = f.upn AND o.urn = f.urn AND o.date = f.date
     ), h2 AS (
         SELECT g.*, pl.main_urn, pl.sub_urn, pl.expected_urn, pl.other_urn,
                pl.upn IS NOT NULL AS dual_day
@@ -352,7 +358,7 @@ BEGIN
                    comment = EXCLUDED.comment, source = EXCLUDED.source,
                    version = mk.version + 1, recorded_at = EXCLUDED.recorded_at,
                    key_id = EXCLUDED.key_id
-            RETURNING mk.upn, mk.urn, mk.date, mk.session, mk.version
+            RETURNING 1
         ), hist AS (
             INSERT INTO mark_history (upn, urn, date, session, old_code, old_minutes_late,
                                       old_comment, old_source, new_code, new_minutes_late,
@@ -400,13 +406,12 @@ BEGIN
                    ELSE jsonb_build_object(
                        'index', cls.idx, 'status', cls.status, 'mark', dualreg_mark_json(
                            cls.upn, cls.urn, cls.date, cls.session, cls.code,
-                           cls.minutes_late, cls.comment, p_source, w.version, v_now))
+                           cls.minutes_late, cls.comment, p_source,
+                           CASE WHEN cls.has_old THEN cls.old_version + 1 ELSE 1 END, v_now))
                    END)::dualreg_mark_result),
                (SELECT count(*) FROM ev)
           INTO v_part, v_emitted
-          FROM cls
-          LEFT JOIN w ON w.upn = cls.upn AND w.urn = cls.urn AND w.date = cls.date
-                     AND w.session = cls.session;
+          FROM cls;
         v_out := v_out || coalesce(v_part, '{}');
         v_any_event := v_any_event OR v_emitted > 0;
     END LOOP;
