@@ -591,7 +591,13 @@ START_TEST(test_malformed_envelope_stores_nothing)
 		 "\"session\":\"AM\",\"code\":\"/\",\"minutesLate\":5}]}",
 		 good, d1);
 	expect_rejected(body, 422, "/problems/invalid-marks", "/marks/1/minutesLate");
-	/* Not JSON at all, and the wrong media type. */
+	/* Text PostgreSQL would refuse: not UTF-8. */
+	snprintf(body, sizeof body,
+		 "{\"marks\":[{\"upn\":\"" P2 "\",\"urn\":\"" HOME "\",\"date\":\"%s\","
+		 "\"session\":\"AM\",\"code\":\"/\",\"comment\":\"bad \xff\xfe \xc0\xaf\"}]}",
+		 d1);
+	expect_rejected(body, 400, "/problems/invalid-json", NULL);
+	/* The wrong media type. */
 	struct th_resp r;
 	const char *hdr[] = {"Content-Type: text/plain", NULL};
 	char u[256], auth[128];
