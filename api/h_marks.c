@@ -7,10 +7,13 @@
  * item named by a JSON pointer). Any of these answers a problem and stores nothing.
  *
  * Every rule about the marks themselves runs in PostgreSQL, in one statement
- * (dualreg_ingest_marks, sql/005_marks.sql) inside one transaction: BEGIN, the batch,
- * COMMIT, and only then the 200 reply with one result per item. So a batch costs three
- * round trips however many marks it carries, and marks, history rows and events become
- * visible together or not at all.
+ * (dualreg_ingest_marks, sql/005_marks.sql): one round trip however many marks the batch
+ * carries. That statement is its own transaction. It runs outside BEGIN/COMMIT on
+ * purpose: PostgreSQL commits a lone statement when it reaches the protocol's Sync, and
+ * the pool delivers the result only after the server's ReadyForQuery (db/conn.c), so the
+ * marks, their history rows, their events and the derived D marks they cause have all
+ * committed (or all failed, and the error is what arrives) before the 200 reply. It
+ * also leaves no handler state behind if the database goes away mid-request.
  */
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -19,29 +22,10 @@
 #include <string.h>
 
 #include "dualreg/problem.h"
-#include "dualreg/xalloc.h"
 #include "handlers.h"
 
 #define MARKS_MAX_ITEMS 1000
 #define MARKS_MAX_ERRORS 50 /* pointers listed in one problem */
-
-/* Per-request state: the batch as JSON text, then the database's answer. */
-struct marks_req {
-	char *items;
-	cJSON *answer;
-};
-
-static void marks_state_free(struct api_req *r)
-{
-	struct marks_req *st = r->state;
-	if (st == NULL)
-		return;
-	cJSON_free(st->items);
-	cJSON_Delete(st->answer);
-	free(st);
-	r->state = NULL;
-	r->on_abort = NULL;
-}
 
 /* Adds one pointer to problem unless MARKS_MAX_ERRORS are listed already. */
 static void add_error(cJSON *problem, unsigned *nerr, const char *pointer, const char *detail)
@@ -219,45 +203,20 @@ static bool marks_in_scope(struct api_req *r, const cJSON *marks)
 	return false;
 }
 
-static void marks_committed(struct api_req *r, PGresult *res)
-{
-	(void)res;
-	struct marks_req *st = r->state;
-	cJSON *answer = st->answer;
-	st->answer = NULL;
-	marks_state_free(r);
-	api_reply_json(r, 200, answer);
-}
-
+/* The batch's answer: the statement committed before this runs (see the top). */
 static void marks_ingested(struct api_req *r, PGresult *res)
 {
-	struct marks_req *st = r->state;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
 	    PQgetisnull(res, 0, 0)) {
-		marks_state_free(r);
 		api_reply_db_error(r, res);
 		return;
 	}
-	st->answer = cJSON_Parse(PQgetvalue(res, 0, 0));
-	if (st->answer == NULL) {
-		marks_state_free(r);
-		api_txn_abort(r, problem_new(500, NULL, NULL, "the database answered unreadable JSON"));
+	cJSON *answer = cJSON_Parse(PQgetvalue(res, 0, 0));
+	if (answer == NULL) {
+		api_reply_error(r, 500, NULL, "the database answered unreadable JSON");
 		return;
 	}
-	api_txn_commit(r, marks_committed);
-}
-
-static void marks_begun(struct api_req *r, PGresult *res)
-{
-	(void)res;
-	struct marks_req *st = r->state;
-	char key_id[24];
-	snprintf(key_id, sizeof key_id, "%lld", r->key.id);
-	const char *params[] = {st->items, key_id, r->key.name, r->key.admin ? NULL : r->key.urn,
-				"api"};
-	api_txn_query(r,
-		      "SELECT dualreg_ingest_marks($1::jsonb, $2::bigint, $3, $4, $5)::text",
-		      5, params, marks_ingested);
+	api_reply_json(r, 200, answer);
 }
 
 /* True if s is well-formed UTF-8 (no overlongs, surrogates or code points past
@@ -331,9 +290,12 @@ void h_marks_post(struct api_req *r)
 		api_reply_error(r, 400, "invalid-json", "the body is not valid UTF-8");
 		return;
 	}
-	struct marks_req *st = xcalloc(1, sizeof *st);
-	st->items = items;
-	r->state = st;
-	r->on_abort = marks_state_free;
-	api_txn_begin(r, marks_begun);
+	char key_id[24];
+	snprintf(key_id, sizeof key_id, "%lld", r->key.id);
+	const char *params[] = {items, key_id, r->key.name, r->key.admin ? NULL : r->key.urn,
+				"api"};
+	/* The pool copies the parameters: nothing of this request waits on the database. */
+	api_query(r, "SELECT dualreg_ingest_marks($1::jsonb, $2::bigint, $3, $4, $5)::text", 5,
+		  params, marks_ingested);
+	cJSON_free(items);
 }
