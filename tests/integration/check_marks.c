@@ -944,6 +944,25 @@ START_TEST(test_batch_plan_matches_day_plan)
 }
 END_TEST
 
+/* derive_at is reloadable: after SIGHUP the daily run is armed for the new time. */
+START_TEST(test_derive_job_reschedules_on_reload)
+{
+	double deadline = th_now() + 10.0;
+	while (th_now() < deadline && !th_daemon_log_contains(&d, "msg=\"derive job scheduled\""))
+		usleep(50 * 1000);
+	ck_assert(th_daemon_log_contains(&d, "at=00:05"));
+	FILE *f = fopen(d.conf_path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("[jobs]\nderive_at = 04:30\n", f);
+	fclose(f);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	deadline = th_now() + 10.0;
+	while (th_now() < deadline && !th_daemon_log_contains(&d, "at=04:30"))
+		usleep(50 * 1000);
+	ck_assert_msg(th_daemon_log_contains(&d, "at=04:30"), "see %s", d.log_path);
+}
+END_TEST
+
 START_TEST(test_derive_job_bad_config)
 {
 	char out[2048], bin[512], conf[512];
@@ -983,6 +1002,7 @@ Suite *marks_suite(void)
 	tcase_set_timeout(job, 60);
 	tcase_add_checked_fixture(job, setup_job, teardown);
 	tcase_add_test(job, test_derive_job_runs_at_startup);
+	tcase_add_test(job, test_derive_job_reschedules_on_reload);
 	suite_add_tcase(s, job);
 
 	TCase *sql = tcase_create("sql");
