@@ -133,8 +133,9 @@ $$;
 -- The rule engine. p_items: a jsonb array of {upn, urn, date, session, code,
 -- minutes_late?, comment?, reason?}; p_key_id / p_key_name: who (recorded in history);
 -- p_acting_urn: the only school the caller may write for (NULL: any, an admin);
--- p_source: 'api' or 'pull'. Returns {results: [{index, status, mark?, error?}],
--- counts: {created, amended, unchanged, rejected}, derived: n}.
+-- p_source: 'api' or 'pull'. At most 1000 items (callers split larger feeds).
+-- Returns {results: [{index, status, mark?, error?}], counts: {created, amended,
+-- unchanged, rejected}, derived: n}. Runs in the caller's transaction.
 -- Error types: invalid-item, invalid-upn, invalid-urn, invalid-date, invalid-session,
 -- no-mark, invalid-minutes-late, invalid-comment, comment-too-long, invalid-reason,
 -- reason-too-long, forbidden-school, unknown-school, unknown-pupil, not-a-school-day,
@@ -164,9 +165,15 @@ BEGIN
         RAISE EXCEPTION 'dualreg_ingest_marks: items must be a JSON array';
     END IF;
 
-    -- 1. Lock every pupil named, always in the same order.
+    IF jsonb_array_length(p_items) > 1000 THEN
+        RAISE EXCEPTION 'dualreg_ingest_marks: at most 1000 marks per batch, not %',
+            jsonb_array_length(p_items);
+    END IF;
+
+    -- 1. Lock every pupil named, in the order dualreg_derive_day locks them (so the two
+    -- never wait on each other in a cycle).
     PERFORM dualreg_lock_pupil(u.upn)
-       FROM (SELECT DISTINCT e->>'upn' COLLATE "C" AS upn
+       FROM (SELECT DISTINCT e->>'upn' AS upn
                FROM jsonb_array_elements(p_items) e
               WHERE jsonb_typeof(e->'upn') = 'string'
                 AND e->>'upn' ~ '^[A-Z][0-9]{11}[0-9A-Z]$'
