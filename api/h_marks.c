@@ -35,6 +35,22 @@ static void add_error(cJSON *problem, unsigned *nerr, const char *pointer, const
 	(*nerr)++;
 }
 
+/* A member name as a JSON pointer token (RFC 6901: ~ as ~0, / as ~1), cut to fit. */
+static const char *pointer_token(const char *name, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (const char *p = name; *p != '\0' && o + 3 < len; p++) {
+		if (*p == '~' || *p == '/') {
+			buf[o++] = '~';
+			buf[o++] = *p == '~' ? '0' : '1';
+		} else {
+			buf[o++] = *p;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 enum field_type { FT_STRING, FT_STRING_OR_NULL, FT_INT_OR_NULL };
 
 static const struct {
@@ -101,8 +117,9 @@ static void check_item(cJSON *problem, unsigned *nerr, size_t i, const cJSON *it
 		for (size_t f = 0; f < N_ITEM_FIELDS && !known; f++)
 			known = strcmp(m->string, item_fields[f].name) == 0;
 		if (!known) {
-			/* Member names are not escaped into the pointer; bound and flag them. */
-			snprintf(ptr, sizeof ptr, "/marks/%zu/%.64s", i, m->string);
+			char tok[72];
+			snprintf(ptr, sizeof ptr, "/marks/%zu/%s", i,
+				 pointer_token(m->string, tok, sizeof tok));
 			add_error(problem, nerr, ptr,
 				  "unknown member (allowed: upn, urn, date, session, code, "
 				  "minutes_late, comment, reason)");
@@ -134,7 +151,8 @@ static cJSON *marks_envelope(struct api_req *r, cJSON *body)
 	char ptr[96];
 	for (const cJSON *m = body->child; m != NULL; m = m->next) {
 		if (strcmp(m->string, "marks") != 0) {
-			snprintf(ptr, sizeof ptr, "/%.64s", m->string);
+			char tok[72];
+			snprintf(ptr, sizeof ptr, "/%s", pointer_token(m->string, tok, sizeof tok));
 			add_error(problem, &nerr, ptr, "unknown member (allowed: marks)");
 		}
 	}

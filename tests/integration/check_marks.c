@@ -562,6 +562,8 @@ START_TEST(test_malformed_envelope_stores_nothing)
 	expect_rejected("{\"marks\":null}", 422, "/problems/invalid-marks", "/marks");
 	snprintf(body, sizeof body, "{\"marks\":[%s],\"extra\":1}", good);
 	expect_rejected(body, 422, "/problems/invalid-marks", "/extra");
+	snprintf(body, sizeof body, "{\"marks\":[%s],\"a/b~c\":1}", good);
+	expect_rejected(body, 422, "/problems/invalid-marks", "/a~1b~0c");
 	snprintf(body, sizeof body, "{\"marks\":[%s,\"x\"]}", good);
 	expect_rejected(body, 422, "/problems/invalid-marks", "/marks/1");
 	snprintf(body, sizeof body, "{\"marks\":[%s,{\"upn\":\"" P2 "\"}]}", good);
