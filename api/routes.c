@@ -31,5 +31,9 @@ const struct router_route api_routes[] = {
      H(h_registrations_create)},
     {RM_PATCH, "/v1/registrations/{id}", "registrations.patch", ROUTE_KEY,
      H(h_registration_patch)},
+    /* marks */
+    {RM_POST, "/v1/marks", "marks_post", ROUTE_KEY, H(h_marks_post)},
+    {RM_GET, "/v1/pupils/{upn}/marks/{date}/{session}/history", "mark_history", ROUTE_KEY,
+     H(h_mark_history)},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dualreg/calendar.h"
 #include "dualreg/xalloc.h"
 
 enum cfg_kind {
@@ -25,6 +26,7 @@ enum cfg_kind {
 	CFG_LOGLEVEL,
 	CFG_BOOL,
 	CFG_SCHEDULE,
+	CFG_CLOCK, /* "HH:MM" into minutes after midnight */
 };
 
 struct cfg_key {
@@ -57,6 +59,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"webhooks", "allow_private", CFG_BOOL, OFF(webhook_allow_private), 0, 1},
 	{"webhooks", "ca_file", CFG_OPTSTRING, OFF(webhook_ca_file), 0, 0},
 	{"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000},
+	{"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0},
 };
 #undef OFF
 
@@ -96,6 +99,7 @@ void cfg_defaults(struct config *cfg)
 	cfg->webhook_max_in_flight = 64;
 	cfg->webhook_per_subscription = 4;
 	cfg->key_cache_ttl_ms = 10000;
+	cfg->derive_at_min = 5; /* 00:05 */
 }
 
 void cfg_free(struct config *cfg)
@@ -336,6 +340,16 @@ static int apply_key(struct config *cfg, const struct cfg_key *k, const char *va
 			return -1;
 		}
 		return 0;
+	case CFG_CLOCK: {
+		int m = cal_parse_hhmm(value);
+		if (m < 0) {
+			snprintf(err, errlen, "expected a time of day HH:MM (00:00 to 23:59), got \"%s\"",
+				 value);
+			return -1;
+		}
+		*(unsigned *)(base + k->offset) = (unsigned)m;
+		return 0;
+	}
 	}
 	if (n < k->min || n > k->max) {
 		if (k->kind == CFG_DURATION)

@@ -25,6 +25,7 @@
 #include "dualreg/db.h"
 #include "dualreg/httpc.h"
 #include "dualreg/idempotency.h"
+#include "dualreg/jobs.h"
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
 #include "dualreg/version.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct api_env env;
 	struct api_server *api;
 	struct idem_purger *idem_purger;
+	struct jobs *jobs;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
@@ -172,6 +174,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	outbox_configure(d->outbox, &oo);
 	d->cfg.key_cache_ttl_ms = next.key_cache_ttl_ms;
+	d->cfg.derive_at_min = next.derive_at_min;
+	jobs_reschedule(d->jobs);
 	log_set_level(next.log_level);
 	cfg_free(&next);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
@@ -226,6 +230,7 @@ static int run(struct daemon *d)
 		log_error("cannot start the HTTP server", "err=\"%s\"", err);
 		return 1;
 	}
+	d->jobs = jobs_new(d->base, d->db, &d->cfg);
 	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
@@ -258,6 +263,7 @@ static void teardown(struct daemon *d)
 	if (d->dns != NULL)
 		evdns_base_free(d->dns, 0);
 	idem_purger_stop(d->idem_purger);
+	jobs_free(d->jobs);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};

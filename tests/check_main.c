@@ -29,6 +29,9 @@ int main(void)
 	srunner_add_suite(sr, ctl_suite());
 	srunner_add_suite(sr, registry_suite());
 	srunner_add_suite(sr, idempotency_suite());
+	/* marks and the derive job */
+	srunner_add_suite(sr, marks_suite());
+	srunner_add_suite(sr, jobs_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

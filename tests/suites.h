@@ -24,5 +24,8 @@ Suite *ctl_suite(void);
 Suite *registry_suite(void);
 /* the registry suite's registration tests (check_registry_registrations.c) */
 void registry_registration_tests(TCase *tc);
+/* marks and the derive job */
+Suite *marks_suite(void);
+Suite *jobs_suite(void);
 
 #endif

@@ -45,6 +45,8 @@ struct config {
 	bool webhook_allow_private; /* loopback/private/link-local endpoints */
 	char *webhook_ca_file;      /* NULL: the system trust store; owned */
 	unsigned key_cache_ttl_ms; /* how long a looked-up API key is trusted */
+	/* [jobs] */
+	unsigned derive_at_min; /* daily derived-D run: minutes after midnight, London time */
 };
 
 /* Fills every key with its default. Allocates; release with cfg_free. */
