@@ -60,6 +60,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"webhooks", "ca_file", CFG_OPTSTRING, OFF(webhook_ca_file), 0, 0},
 	{"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000},
 	{"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0},
+	{"alerts", "missing_grace", CFG_DURATION, OFF(alert_missing_grace_ms), 0, 86400000},
+	{"alerts", "check_interval", CFG_DURATION, OFF(alert_check_interval_ms), 100, 3600000},
 };
 #undef OFF
 
@@ -100,6 +102,8 @@ void cfg_defaults(struct config *cfg)
 	cfg->webhook_per_subscription = 4;
 	cfg->key_cache_ttl_ms = 10000;
 	cfg->derive_at_min = 5; /* 00:05 */
+	cfg->alert_missing_grace_ms = 30 * 60000;
+	cfg->alert_check_interval_ms = 60000;
 }
 
 void cfg_free(struct config *cfg)

@@ -26,6 +26,7 @@
 #include "dualreg/httpc.h"
 #include "dualreg/idempotency.h"
 #include "dualreg/jobs.h"
+#include "dualreg/alerts.h"
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
 #include "dualreg/version.h"
@@ -42,6 +43,7 @@ struct daemon {
 	struct api_server *api;
 	struct idem_purger *idem_purger;
 	struct jobs *jobs;
+	struct alerts *alerts;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
@@ -176,6 +178,9 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	d->cfg.key_cache_ttl_ms = next.key_cache_ttl_ms;
 	d->cfg.derive_at_min = next.derive_at_min;
 	jobs_reschedule(d->jobs);
+	d->cfg.alert_missing_grace_ms = next.alert_missing_grace_ms;
+	d->cfg.alert_check_interval_ms = next.alert_check_interval_ms;
+	alerts_reschedule(d->alerts);
 	log_set_level(next.log_level);
 	cfg_free(&next);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
@@ -231,6 +236,7 @@ static int run(struct daemon *d)
 		return 1;
 	}
 	d->jobs = jobs_new(d->base, d->db, &d->cfg);
+	d->alerts = alerts_new(d->base, d->db, &d->cfg);
 	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
@@ -264,6 +270,7 @@ static void teardown(struct daemon *d)
 		evdns_base_free(d->dns, 0);
 	idem_purger_stop(d->idem_purger);
 	jobs_free(d->jobs);
+	alerts_free(d->alerts);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};

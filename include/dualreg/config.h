@@ -45,6 +45,9 @@ struct config {
 	bool webhook_allow_private; /* loopback/private/link-local endpoints */
 	char *webhook_ca_file;      /* NULL: the system trust store; owned */
 	unsigned key_cache_ttl_ms; /* how long a looked-up API key is trusted */
+	/* [alerts] */
+	unsigned alert_missing_grace_ms;  /* after register close, before attendance.missing */
+	unsigned alert_check_interval_ms; /* how often missing marks are looked for */
 	/* [jobs] */
 	unsigned derive_at_min; /* daily derived-D run: minutes after midnight, London time */
 };

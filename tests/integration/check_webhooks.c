@@ -6,6 +6,7 @@
  * (two valid signatures), deletion, and the deliveries listing.
  */
 #include <arpa/inet.h>
+#include <libpq-fe.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -130,7 +131,8 @@ static void setup(void)
 	th_key_create(url, "100002", pru, sizeof pru);
 	th_daemon_start(&d, url,
 			"[webhooks]\nallow_http = true\nallow_private = true\n"
-			"retry_schedule = 100ms, 100ms\n",
+			"retry_schedule = 100ms, 100ms\n"
+			"[alerts]\ncheck_interval = 200ms\nmissing_grace = 0s\n",
 			false);
 }
 
@@ -353,6 +355,99 @@ START_TEST(test_address_policy)
 }
 END_TEST
 
+START_TEST(test_missing_mark_alert_reaches_home_school)
+{
+	/* A pupil at the PRU every session, registers closing at midnight, nothing marked:
+	 * on a school day the home school's MIS hears about both sessions; at weekends
+	 * there are no sessions and it hears nothing. */
+	char secret[128], id[16];
+	subscribe_home(secret, sizeof secret, id, sizeof id);
+	th_sql(url, "UPDATE schools SET am_close = '00:00', pm_close = '00:00';"
+		    "INSERT INTO pupils VALUES ('B801200005001', 'Ann', 'Bell', '2012-01-01');"
+		    "INSERT INTO registrations (upn, urn, role, start_date) VALUES "
+		    "('B801200005001', '100001', 'main', dualreg_today() - 30),"
+		    "('B801200005001', '100002', 'subsidiary', dualreg_today() - 30);"
+		    "INSERT INTO registration_schedules SELECT id, start_date, 1023 "
+		    "FROM registrations WHERE role = 'subsidiary'");
+	PGconn *c = PQconnectdb(url);
+	PGresult *res = PQexec(c, "SELECT extract(isodow FROM dualreg_today()) <= 5");
+	bool school_day = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	PQfinish(c);
+	if (!school_day) {
+		usleep(1000 * 1000);
+		ck_assert_int_eq(hits(), 0);
+		return;
+	}
+	double deadline = th_now() + 15;
+	int missing = 0;
+	while (missing < 2 && th_now() < deadline) {
+		missing = 0;
+		pthread_mutex_lock(&sink_mu);
+		for (int i = 0; i < sink_n; i++)
+			missing += strstr(sink_hits[i].body, "\"attendance.missing\"") != NULL;
+		pthread_mutex_unlock(&sink_mu);
+		usleep(50000);
+	}
+	ck_assert_int_eq(missing, 2);
+	usleep(500 * 1000); /* further checks raise nothing new */
+	missing = 0;
+	pthread_mutex_lock(&sink_mu);
+	for (int i = 0; i < sink_n; i++)
+		missing += strstr(sink_hits[i].body, "\"attendance.missing\"") != NULL;
+	pthread_mutex_unlock(&sink_mu);
+	ck_assert_int_eq(missing, 2);
+}
+END_TEST
+
+START_TEST(test_posted_mark_reaches_other_school)
+{
+	/* Marks arrive through the batch ingest, which writes its events in bulk: the PRU's
+	 * MIS still hears of the home school's mark, signed. */
+	char body[600];
+	snprintf(body, sizeof body,
+		 "{\"url\": \"http://127.0.0.1:%u/pru\", \"events\": [\"mark.recorded\"]}",
+		 sink_port);
+	struct th_resp r;
+	th_api(&d, "POST", "/v1/subscriptions", pru, body, NULL, &r);
+	ck_assert_int_eq(r.status, 201);
+	char secret[128];
+	snprintf(secret, sizeof secret, "%s", str(r.json, "secret"));
+	th_resp_free(&r);
+	th_sql(url, "INSERT INTO pupils VALUES ('B801200005001', 'Ann', 'Bell', '2012-01-01');"
+		    "INSERT INTO registrations (upn, urn, role, start_date) VALUES "
+		    "('B801200005001', '100001', 'main', dualreg_today() - 30),"
+		    "('B801200005001', '100002', 'subsidiary', dualreg_today() - 30);"
+		    "INSERT INTO registration_schedules SELECT id, start_date, 0 "
+		    "FROM registrations WHERE role = 'subsidiary'");
+	/* The latest weekday before today: the pupil is expected at home (mask 0). */
+	PGconn *c = PQconnectdb(url);
+	PGresult *res = PQexec(c, "SELECT max(d)::date FROM generate_series(dualreg_today() - 7, "
+				  "dualreg_today() - 1, interval '1 day') d "
+				  "WHERE extract(isodow FROM d) <= 5");
+	char day[16];
+	snprintf(day, sizeof day, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(c);
+	snprintf(body, sizeof body,
+		 "{\"marks\": [{\"upn\": \"B801200005001\", \"urn\": \"100001\", "
+		 "\"date\": \"%s\", \"session\": \"AM\", \"code\": \"/\"}]}",
+		 day);
+	th_api(&d, "POST", "/v1/marks", home, body, NULL, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	th_resp_free(&r);
+	wait_hits(1);
+	ck_assert_int_eq(valid_sigs(&sink_hits[0], secret, NULL), 1);
+	cJSON *ev = cJSON_Parse(sink_hits[0].body);
+	ck_assert_str_eq(str(ev, "type"), "mark.recorded");
+	const cJSON *data = cJSON_GetObjectItem(ev, "data");
+	ck_assert_str_eq(str(data, "upn"), "B801200005001");
+	ck_assert_str_eq(str(data, "urn"), "100001");
+	ck_assert_str_eq(str(data, "code"), "/");
+	cJSON_Delete(ev);
+}
+END_TEST
+
 Suite *webhooks_suite(void)
 {
 	Suite *s = suite_create("webhooks");
@@ -363,6 +458,8 @@ Suite *webhooks_suite(void)
 	tcase_add_test(tc, test_rotation_and_delete);
 	tcase_add_test(tc, test_creation_rules);
 	tcase_add_test(tc, test_address_policy);
+	tcase_add_test(tc, test_missing_mark_alert_reaches_home_school);
+	tcase_add_test(tc, test_posted_mark_reaches_other_school);
 	suite_add_tcase(s, tc);
 	return s;
 }
