@@ -3,7 +3,8 @@
  *  POST  /v1/schools                 admin: create (409 duplicate-school / duplicate-laestab)
  *  GET   /v1/schools                 admin: cursor-paged by URN
  *  GET   /v1/schools/{urn}           admin, or a school key for its own school (else 404)
- *  PATCH /v1/schools/{urn}           admin: name, laestab, kind, register_close
+ *  PATCH /v1/schools/{urn}           admin: name, laestab, kind, register_close, feed
+ *  GET   /v1/schools/{urn}/pull      admin or that school: the feed's state, refusals
  *  PUT   /v1/schools/{urn}/closures  admin or the school's key: replaces the closure list
  *                                    and re-derives D marks over the dates it changes
  *  GET   /v1/schools/{urn}/closures  like GET /v1/schools/{urn}
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dualreg/config.h"
+#include "dualreg/endpoint.h"
 #include "dualreg/json_fields.h"
 #include "dualreg/problem.h"
 #include "dualreg/sql_reply.h"
@@ -178,9 +181,57 @@ void h_school_get(struct api_req *r)
 			2, params);
 }
 
+/*
+ * The feed settings of PATCH: pull_url (https, or http when allowed; null stops
+ * pulling), pull_token (the bearer token the feed expects; null removes it; never shown
+ * again), pull_interval (seconds, 10 to 86400). Fills the SQL parameters.
+ */
+static void read_pull(struct api_req *r, struct jf *j, const cJSON *body, const char **url_set,
+		      const char **url, const char **token_set, const char **token,
+		      char interval[16])
+{
+	const struct config *cfg = r->env->cfg;
+	*url_set = jf_has(body, "pull_url") ? "t" : "f";
+	*url = NULL;
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(body, "pull_url");
+	if (u != NULL && !cJSON_IsNull(u)) {
+		char host[256], why[200];
+		if (!cJSON_IsString(u) || strlen(u->valuestring) > 2000) {
+			jf_fail(j, "invalid-url", "", "pull_url", "an https URL of at most 2000 bytes");
+		} else if (endpoint_check_url(u->valuestring, cfg->outbound_allow_http, host,
+					      sizeof host, why, sizeof why) != 0) {
+			jf_fail(j, "invalid-url", "", "pull_url", "%s", why);
+		} else {
+			*url = u->valuestring;
+		}
+	}
+	*token_set = jf_has(body, "pull_token") ? "t" : "f";
+	*token = NULL;
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "pull_token");
+	if (t != NULL && !cJSON_IsNull(t)) {
+		if (!cJSON_IsString(t) || t->valuestring[0] == '\0' || strlen(t->valuestring) > 4000 ||
+		    strpbrk(t->valuestring, "\r\n") != NULL)
+			jf_fail(j, "invalid-field", "", "pull_token",
+				"a token of 1 to 4000 characters on one line");
+		else
+			*token = t->valuestring;
+	}
+	interval[0] = '\0';
+	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(body, "pull_interval");
+	if (iv != NULL && !cJSON_IsNull(iv)) {
+		if (!cJSON_IsNumber(iv) || iv->valuedouble != (double)(int)iv->valuedouble ||
+		    iv->valueint < 10 || iv->valueint > 86400)
+			jf_fail(j, "invalid-field", "", "pull_interval",
+				"whole seconds from 10 to 86400");
+		else
+			snprintf(interval, 16, "%d", iv->valueint);
+	}
+}
+
 void h_school_patch(struct api_req *r)
 {
-	static const char *const known[] = {"name", "laestab", "kind", "register_close", NULL};
+	static const char *const known[] = {"name",     "laestab",    "kind",          "register_close",
+					    "pull_url", "pull_token", "pull_interval", NULL};
 	const char *urn = path_urn(r);
 	if (urn == NULL)
 		return;
@@ -199,18 +250,42 @@ void h_school_patch(struct api_req *r)
 	const char *laestab = jf_digits(&j, body, "", "laestab", false, 7, "invalid-laestab");
 	const char *am, *pm;
 	read_register_close(&j, body, &am, &pm);
+	const char *url_set, *url, *token_set, *token;
+	char interval[16];
+	read_pull(r, &j, body, &url_set, &url, &token_set, &token, interval);
 	if (refused(r, &j, body))
 		return;
+	/* A new feed URL starts from the beginning of that feed, at once. */
 	const char *params[] = {urn, name, jf_has(body, "laestab") ? "t" : "f", laestab, kind,
-				am, pm};
+				am, pm, url_set, url, token_set, token,
+				interval[0] ? interval : NULL};
 	sql_reply_txn(r,
 		      "UPDATE schools SET name = coalesce($2, name), "
 		      "laestab = CASE WHEN $3::boolean THEN $4 ELSE laestab END, "
 		      "kind = coalesce($5, kind), am_close = coalesce($6::time, am_close), "
-		      "pm_close = coalesce($7::time, pm_close), updated_at = dualreg_now() "
+		      "pm_close = coalesce($7::time, pm_close), updated_at = dualreg_now(), "
+		      "pull_url = CASE WHEN $8::boolean THEN $9 ELSE pull_url END, "
+		      "pull_cursor = CASE WHEN $8::boolean AND $9 IS DISTINCT FROM pull_url "
+		      "THEN NULL ELSE pull_cursor END, "
+		      "pull_next_at = CASE WHEN $8::boolean THEN now() ELSE pull_next_at END, "
+		      "pull_failures = CASE WHEN $8::boolean THEN 0 ELSE pull_failures END, "
+		      "pull_token = CASE WHEN $10::boolean THEN $11 ELSE pull_token END, "
+		      "pull_interval_s = coalesce($12::integer, pull_interval_s) "
 		      "WHERE urn = $1 RETURNING 200, dualreg_school_json(schools)",
-		      7, params, school_constraints);
+		      12, params, school_constraints);
 	cJSON_Delete(body);
+}
+
+void h_school_pull(struct api_req *r)
+{
+	const char *urn = path_urn(r);
+	if (urn == NULL)
+		return;
+	const char *params[] = {urn, key_scope(r)};
+	sql_reply_query(r,
+			"SELECT 200, dualreg_pull_status(urn) FROM schools "
+			"WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)",
+			2, params);
 }
 
 void h_closures_get(struct api_req *r)

@@ -5,13 +5,12 @@
  *  DELETE /v1/subscriptions/{id}                 stop delivering (pending deliveries fail)
  *  POST   /v1/subscriptions/{id}/rotate-secret   new secret; the old one keeps signing 24 h
  *
- * An endpoint must be https (http only when [webhooks] allow_http), carry no user info,
+ * An endpoint must be https (http only when [outbound] allow_http), carry no user info,
  * and resolve only to public addresses (unless allow_private). The address is checked
  * here with the loop's asynchronous resolver, and again by httpc at every connection,
  * so a name re-pointed at an internal address later is still refused.
  */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <event2/dns.h>
 #include <event2/util.h>
 #include <libpq-fe.h>
@@ -20,6 +19,7 @@
 #include <string.h>
 
 #include "dualreg/config.h"
+#include "dualreg/endpoint.h"
 #include "dualreg/httpc.h"
 #include "dualreg/problem.h"
 #include "dualreg/sign.h"
@@ -150,7 +150,7 @@ static void resolved(int result, struct evutil_addrinfo *ai, void *arg)
 	if (result != 0) {
 		snprintf(c->refusal, sizeof c->refusal, "the endpoint's host does not resolve: %s",
 			 evutil_gai_strerror(result));
-	} else if (!c->r->env->cfg->webhook_allow_private) {
+	} else if (!c->r->env->cfg->outbound_allow_private) {
 		for (struct evutil_addrinfo *p = ai; p != NULL; p = p->ai_next) {
 			if (httpc_address_is_private(p->ai_addr)) {
 				char ip[INET6_ADDRSTRLEN] = "?";
@@ -175,46 +175,6 @@ static void resolved(int result, struct evutil_addrinfo *ai, void *arg)
 	c->answered = true;
 	if (!c->in_call)
 		insert_subscription(c->r);
-}
-
-/* Checks the URL's form; fills host (bounded). NULL or why it is not acceptable. */
-static const char *check_url(const char *url, bool allow_http, char *host, size_t hostlen)
-{
-	static char why[200];
-	CURLU *u = curl_url();
-	char *scheme = NULL, *user = NULL, *pass = NULL, *h = NULL;
-	const char *bad = NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-		bad = "not a valid absolute URL";
-	} else {
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-		curl_url_get(u, CURLUPART_USER, &user, 0);
-		curl_url_get(u, CURLUPART_PASSWORD, &pass, 0);
-		curl_url_get(u, CURLUPART_HOST, &h, 0);
-		if (scheme == NULL ||
-		    (strcmp(scheme, "https") != 0 && !(allow_http && strcmp(scheme, "http") == 0)))
-			bad = allow_http ? "the URL must be http or https" : "the URL must be https";
-		else if (user != NULL || pass != NULL)
-			bad = "the URL must not carry a user name or password";
-		else if (h == NULL || strlen(h) >= hostlen)
-			bad = "the URL has no usable host";
-		else {
-			/* IPv6 literals come back bracketed. */
-			size_t hl = strlen(h);
-			if (h[0] == '[' && hl > 2)
-				snprintf(host, hostlen, "%.*s", (int)(hl - 2), h + 1);
-			else
-				snprintf(host, hostlen, "%s", h);
-		}
-	}
-	if (bad != NULL)
-		snprintf(why, sizeof why, "%s", bad);
-	curl_free(scheme);
-	curl_free(user);
-	curl_free(pass);
-	curl_free(h);
-	curl_url_cleanup(u);
-	return bad != NULL ? why : NULL;
 }
 
 /* Builds {"a","b"} from the events list, validating each; NULL and a problem if bad. */
@@ -269,9 +229,9 @@ void h_subscriptions_create(struct api_req *r)
 		problem_add_error(problem, "/url", "an https URL of at most 2000 characters");
 		bad = true;
 	} else {
-		const char *why = check_url(url->valuestring, cfg->webhook_allow_http, host,
-					    sizeof host);
-		if (why != NULL) {
+		char why[200];
+		if (endpoint_check_url(url->valuestring, cfg->outbound_allow_http, host, sizeof host,
+				       why, sizeof why) != 0) {
 			problem_add_error(problem, "/url", why);
 			bad = true;
 		}

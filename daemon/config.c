@@ -55,9 +55,12 @@ static const struct cfg_key cfg_keys[] = {
 	{"webhooks", "retry_schedule", CFG_SCHEDULE, OFF(webhook_schedule_ms), 10, 7 * 86400000ul},
 	{"webhooks", "max_in_flight", CFG_UINT, OFF(webhook_max_in_flight), 1, 10000},
 	{"webhooks", "per_subscription", CFG_UINT, OFF(webhook_per_subscription), 1, 1000},
-	{"webhooks", "allow_http", CFG_BOOL, OFF(webhook_allow_http), 0, 1},
-	{"webhooks", "allow_private", CFG_BOOL, OFF(webhook_allow_private), 0, 1},
-	{"webhooks", "ca_file", CFG_OPTSTRING, OFF(webhook_ca_file), 0, 0},
+	{"outbound", "allow_http", CFG_BOOL, OFF(outbound_allow_http), 0, 1},
+	{"outbound", "allow_private", CFG_BOOL, OFF(outbound_allow_private), 0, 1},
+	{"outbound", "ca_file", CFG_OPTSTRING, OFF(outbound_ca_file), 0, 0},
+	{"pull", "timeout", CFG_DURATION, OFF(pull_timeout_ms), 100, 300000},
+	{"pull", "max_page_size", CFG_SIZE, OFF(pull_max_page), 1024, 64ul << 20},
+	{"pull", "max_concurrent", CFG_UINT, OFF(pull_max_concurrent), 1, 256},
 	{"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000},
 	{"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0},
 	{"alerts", "missing_grace", CFG_DURATION, OFF(alert_missing_grace_ms), 0, 86400000},
@@ -100,6 +103,9 @@ void cfg_defaults(struct config *cfg)
 	cfg->webhook_schedule_len = sizeof schedule / sizeof schedule[0];
 	cfg->webhook_max_in_flight = 64;
 	cfg->webhook_per_subscription = 4;
+	cfg->pull_timeout_ms = 30000;
+	cfg->pull_max_page = 8u << 20;
+	cfg->pull_max_concurrent = 4;
 	cfg->key_cache_ttl_ms = 10000;
 	cfg->derive_at_min = 5; /* 00:05 */
 	cfg->alert_missing_grace_ms = 30 * 60000;
@@ -112,8 +118,8 @@ void cfg_free(struct config *cfg)
 		return;
 	free(cfg->database_url);
 	cfg->database_url = NULL;
-	free(cfg->webhook_ca_file);
-	cfg->webhook_ca_file = NULL;
+	free(cfg->outbound_ca_file);
+	cfg->outbound_ca_file = NULL;
 }
 
 int cfg_parse_listen(const char *text, char *host, size_t hostlen, uint16_t *port,

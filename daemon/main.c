@@ -29,6 +29,7 @@
 #include "dualreg/alerts.h"
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
+#include "dualreg/pull.h"
 #include "dualreg/version.h"
 
 struct daemon {
@@ -39,6 +40,7 @@ struct daemon {
 	struct evdns_base *dns;
 	struct httpc *http;
 	struct outbox *outbox;
+	struct puller *puller;
 	struct api_env env;
 	struct api_server *api;
 	struct idem_purger *idem_purger;
@@ -48,7 +50,7 @@ struct daemon {
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
 	bool stopping;
-	bool api_drained, outbox_drained;
+	bool api_drained, outbox_drained, pull_drained;
 };
 
 /* The webhook dispatcher's options from the [webhooks] configuration. */
@@ -61,9 +63,9 @@ static struct outbox_opts outbox_opts_from(const struct config *cfg)
 	    .poll_ms = 1000,
 	    .schedule_len = cfg->webhook_schedule_len,
 	    .max_retry_after_s = 86400,
-	    .allow_http = cfg->webhook_allow_http,
-	    .allow_private = cfg->webhook_allow_private,
-	    .ca_file = cfg->webhook_ca_file,
+	    .allow_http = cfg->outbound_allow_http,
+	    .allow_private = cfg->outbound_allow_private,
+	    .ca_file = cfg->outbound_ca_file,
 	};
 	memcpy(o.schedule_ms, cfg->webhook_schedule_ms, sizeof o.schedule_ms);
 	return o;
@@ -80,7 +82,7 @@ static void usage(FILE *out)
 /* Exits the loop once both the API and the webhook dispatcher have finished. */
 static void maybe_exit(struct daemon *d)
 {
-	if (d->api_drained && d->outbox_drained) {
+	if (d->api_drained && d->outbox_drained && d->pull_drained) {
 		log_info("drained", "");
 		event_base_loopexit(d->base, NULL);
 	}
@@ -97,6 +99,13 @@ static void outbox_drained_cb(void *arg)
 {
 	struct daemon *d = arg;
 	d->outbox_drained = true;
+	maybe_exit(d);
+}
+
+static void pull_drained_cb(void *arg)
+{
+	struct daemon *d = arg;
+	d->pull_drained = true;
 	maybe_exit(d);
 }
 
@@ -128,6 +137,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(d->ev_drain_deadline, &tv);
 	api_server_drain(d->api, drained_cb, d);
 	outbox_drain(d->outbox, outbox_drained_cb, d);
+	puller_drain(d->puller, pull_drained_cb, d);
 }
 
 /* Re-reads the config file; applies what can change at runtime, warns about the rest. */
@@ -168,11 +178,14 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	d->cfg.webhook_schedule_len = next.webhook_schedule_len;
 	d->cfg.webhook_max_in_flight = next.webhook_max_in_flight;
 	d->cfg.webhook_per_subscription = next.webhook_per_subscription;
-	d->cfg.webhook_allow_http = next.webhook_allow_http;
-	d->cfg.webhook_allow_private = next.webhook_allow_private;
-	char *old_ca = d->cfg.webhook_ca_file;
-	d->cfg.webhook_ca_file = next.webhook_ca_file;
-	next.webhook_ca_file = old_ca; /* freed with next */
+	d->cfg.pull_timeout_ms = next.pull_timeout_ms;
+	d->cfg.pull_max_page = next.pull_max_page;
+	d->cfg.pull_max_concurrent = next.pull_max_concurrent;
+	d->cfg.outbound_allow_http = next.outbound_allow_http;
+	d->cfg.outbound_allow_private = next.outbound_allow_private;
+	char *old_ca = d->cfg.outbound_ca_file;
+	d->cfg.outbound_ca_file = next.outbound_ca_file;
+	next.outbound_ca_file = old_ca; /* freed with next */
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	outbox_configure(d->outbox, &oo);
 	d->cfg.key_cache_ttl_ms = next.key_cache_ttl_ms;
@@ -228,6 +241,7 @@ static int run(struct daemon *d)
 	d->http = httpc_new(d->base, d->cfg.webhook_max_in_flight, d->cfg.webhook_per_subscription);
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	d->outbox = outbox_new(d->base, d->db, d->http, &oo);
+	d->puller = puller_new(d->base, d->db, d->http, &d->cfg);
 	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg, .dns = d->dns};
 	d->idem_purger = idem_purger_start(d->base, d->db);
 	d->api = api_server_new(&d->env, err, sizeof err);
@@ -265,6 +279,7 @@ static void teardown(struct daemon *d)
 {
 	api_server_free(d->api);
 	outbox_free(d->outbox);
+	puller_free(d->puller);
 	httpc_free(d->http);
 	if (d->dns != NULL)
 		evdns_base_free(d->dns, 0);

@@ -41,9 +41,14 @@ struct config {
 	unsigned webhook_schedule_len;
 	unsigned webhook_max_in_flight;
 	unsigned webhook_per_subscription;
-	bool webhook_allow_http;    /* plain http endpoints (tests, trusted networks) */
-	bool webhook_allow_private; /* loopback/private/link-local endpoints */
-	char *webhook_ca_file;      /* NULL: the system trust store; owned */
+	/* [outbound] webhook endpoints and pulled feeds alike */
+	bool outbound_allow_http;    /* plain http endpoints (tests, trusted networks) */
+	bool outbound_allow_private; /* loopback/private/link-local endpoints */
+	char *outbound_ca_file;      /* NULL: the system trust store; owned */
+	/* [pull] MIS feeds */
+	unsigned pull_timeout_ms;     /* one page request */
+	size_t pull_max_page;         /* bytes; a larger page is an error */
+	unsigned pull_max_concurrent; /* feeds read at once by this daemon */
 	unsigned key_cache_ttl_ms; /* how long a looked-up API key is trusted */
 	/* [alerts] */
 	unsigned alert_missing_grace_ms;  /* after register close, before attendance.missing */

@@ -22,7 +22,7 @@ struct sql_reply_map {
 	const char *detail;
 };
 
-#define SQL_REPLY_MAX_PARAMS 8
+#define SQL_REPLY_MAX_PARAMS 16
 
 /*
  * Runs sql in its own transaction (BEGIN, the statement, COMMIT) and replies after the

@@ -130,8 +130,8 @@ static void setup(void)
 	th_key_create(url, "100001", home, sizeof home);
 	th_key_create(url, "100002", pru, sizeof pru);
 	th_daemon_start(&d, url,
-			"[webhooks]\nallow_http = true\nallow_private = true\n"
-			"retry_schedule = 100ms, 100ms\n"
+			"[outbound]\nallow_http = true\nallow_private = true\n"
+			"[webhooks]\nretry_schedule = 100ms, 100ms\n"
 			"[alerts]\ncheck_interval = 200ms\nmissing_grace = 0s\n",
 			false);
 }
