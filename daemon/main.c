@@ -21,6 +21,7 @@
 #include "dualreg/api.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
+#include "dualreg/listen.h"
 #include "dualreg/log.h"
 #include "dualreg/version.h"
 
@@ -29,6 +30,7 @@ struct daemon {
 	struct config cfg;
 	const char *config_path;
 	struct db_pool *db;
+	struct db_listener *listener; /* wakes change-feed long polls */
 	struct api_env env;
 	struct api_server *api;
 	struct event *ev_term, *ev_int, *ev_hup;
@@ -79,6 +81,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	d->ev_drain_deadline = evtimer_new(d->base, drain_deadline_cb, d);
 	evtimer_add(d->ev_drain_deadline, &tv);
 	api_server_drain(d->api, drained_cb, d);
+	dbl_stop(d->listener); /* long polls answer now */
 }
 
 /* Re-reads the config file; applies what can change at runtime, warns about the rest. */
@@ -152,12 +155,16 @@ static int run(struct daemon *d)
 	    .setup_sql = setup,
 	};
 	d->db = dbp_new(d->base, &popts);
-	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg};
+	d->listener = dbl_new(d->base, d->cfg.database_url, d->cfg.connect_timeout_ms,
+			      "dualreg_events");
+	d->env = (struct api_env){
+	    .base = d->base, .db = d->db, .cfg = &d->cfg, .listener = d->listener};
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
 		log_error("cannot start the HTTP server", "err=\"%s\"", err);
 		return 1;
 	}
+	dbl_start(d->listener);
 	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
@@ -185,6 +192,7 @@ static int run(struct daemon *d)
 static void teardown(struct daemon *d)
 {
 	api_server_free(d->api);
+	dbl_free(d->listener);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};

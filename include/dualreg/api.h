@@ -25,12 +25,14 @@ struct db_op;
 struct pg_result;
 struct config;
 struct api_server;
+struct db_listener;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
 struct api_env {
 	struct event_base *base;
 	struct db_pool *db;
 	const struct config *cfg;
+	struct db_listener *listener; /* change notifications (listen.h); may be NULL */
 };
 
 /* The caller, once authenticated (see auth.h). */
@@ -82,6 +84,12 @@ unsigned api_server_inflight(const struct api_server *s);
 void api_server_drain(struct api_server *s, void (*drained)(void *arg), void *arg);
 /* Frees the server; requests still in progress are abandoned. */
 void api_server_free(struct api_server *s);
+
+/*
+ * Moves the request's deadline to ms from now (a long poll that means to wait longer
+ * than request_timeout). The connection's idle timeout is raised to match.
+ */
+void api_extend_deadline(struct api_req *r, unsigned ms);
 
 /* Adds or replaces a response header (before the reply). */
 void api_set_header(struct api_req *r, const char *name, const char *value);
