@@ -321,6 +321,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 	copy_header(data, len, "Content-Type", r->content_type, sizeof r->content_type);
 	copy_header(data, len, "Allow", r->allow, sizeof r->allow);
 	copy_header(data, len, "Retry-After", r->retry_after, sizeof r->retry_after);
+	copy_header(data, len, "ETag", r->etag, sizeof r->etag);
 	return len;
 }
 

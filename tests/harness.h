@@ -57,6 +57,7 @@ struct th_resp {
 	char content_type[128];
 	char allow[128];
 	char retry_after[32];
+	char etag[128];
 	char *body; /* NUL-terminated; owned */
 	size_t body_len;
 	cJSON *json; /* parsed body, or NULL */

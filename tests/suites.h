@@ -11,5 +11,6 @@ Suite *migrate_suite(void);
 Suite *pool_suite(void);
 Suite *daemon_suite(void);
 Suite *openapi_suite(void);
+Suite *reads_suite(void);
 
 #endif
