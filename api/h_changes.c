@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "dualreg/config.h"
+#include "dualreg/db.h"
 #include "dualreg/listen.h"
 #include "dualreg/problem.h"
 #include "dualreg/xalloc.h"
@@ -219,13 +220,30 @@ static void changes_reply(struct changes_state *st, cJSON *changes)
 
 static void changes_done(struct api_req *r, PGresult *res);
 
+/* The pooled statement's outcome. Called directly rather than through api_query so
+ * that "no database" also frees the long poll's state (timers, waiter) before the
+ * 503 reply. */
+static void changes_result(PGresult *res, const char *err, void *arg)
+{
+	struct changes_state *st = arg;
+	struct api_req *r = st->r;
+	r->op = NULL;
+	if (res == NULL) {
+		changes_free(st);
+		api_set_header(r, "Retry-After", "1");
+		api_reply_error(r, 503, "database-unavailable", "%s", err);
+		return;
+	}
+	changes_done(r, res);
+}
+
 static void changes_query(struct changes_state *st)
 {
 	struct api_req *r = st->r;
 	st->gen = r->env->listener != NULL ? dbl_generation(r->env->listener) : 0;
 	st->querying = true;
 	const char *params[] = {st->tx, st->id, st->admin ? NULL : st->urn, st->limit};
-	api_query(r, changes_sql, 4, params, changes_done);
+	r->op = dbp_query(r->env->db, changes_sql, 4, params, changes_result, st);
 }
 
 static void changes_woken(struct dbl_waiter *w)

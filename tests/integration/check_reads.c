@@ -1005,6 +1005,72 @@ START_TEST(test_drain_answers_long_polls)
 }
 END_TEST
 
+static long readyz_until(long want, double seconds)
+{
+	double deadline = th_now() + seconds;
+	long status = 0;
+	while (th_now() < deadline) {
+		struct th_resp r;
+		get(NULL, "/readyz", &r);
+		status = r.status;
+		th_resp_free(&r);
+		if (status == want)
+			break;
+		usleep(100 * 1000);
+	}
+	return status;
+}
+
+static void teardown_outage(void)
+{
+	teardown();
+	th_pg_start(); /* whatever happened, leave the cluster running */
+}
+
+START_TEST(test_feed_through_database_outage)
+{
+	start_daemon();
+	char cursor[128];
+	feed_end(admin, cursor, sizeof cursor);
+	struct bg_poll b;
+	bg_poll_start(&b, admin, cursor, 3);
+	usleep(300 * 1000);
+	th_pg_stop();
+	/* The held poll ends at its expiry as usual. */
+	bg_poll_join(&b);
+	ck_assert_int_eq(cJSON_GetArraySize(item(b.resp.json, "changes")), 0);
+	ck_assert_str_eq(str(b.resp.json, "next_cursor"), cursor);
+	th_resp_free(&b.resp);
+	long down = readyz_until(503, 10);
+	struct th_resp r, r2;
+	get(admin, "/v1/changes?wait=5", &r);
+	get(admin, "/v1/pupils/" P1 "/status", &r2);
+	th_pg_start();
+	ck_assert_int_eq(down, 503);
+	th_assert_problem(&r, 503);
+	ck_assert_str_eq(str(r.json, "type"), "/problems/database-unavailable");
+	th_resp_free(&r);
+	th_assert_problem(&r2, 503);
+	th_resp_free(&r2);
+
+	ck_assert_int_eq(readyz_until(200, 15), 200);
+	double deadline = th_now() + 15;
+	while (!th_daemon_log_contains(&d, "change listener reconnected") && th_now() < deadline)
+		usleep(100 * 1000);
+	ck_assert(th_daemon_log_contains(&d, "change listener reconnected"));
+	bg_poll_start(&b, admin, cursor, 10);
+	usleep(500 * 1000);
+	th_sql(url, "SELECT dualreg_emit('test.back', NULL, ARRAY['100001'], '{}')");
+	bg_poll_join(&b);
+	ck_assert_msg(b.elapsed < 2.5, "took %.2f s", b.elapsed);
+	ck_assert_int_eq(cJSON_GetArraySize(item(b.resp.json, "changes")), 1);
+	th_resp_free(&b.resp);
+	/* A clean exit (sanitized builds: no leak from the refused poll). */
+	ck_assert_int_eq(th_daemon_stop(&d, SIGTERM), 0);
+	d.pid = 0;
+}
+END_TEST
+
 Suite *reads_suite(void)
 {
 	Suite *s = suite_create("reads");
@@ -1026,5 +1092,12 @@ Suite *reads_suite(void)
 	tcase_add_test(tc, test_client_leaves_mid_poll);
 	tcase_add_test(tc, test_drain_answers_long_polls);
 	suite_add_tcase(s, tc);
+
+	/* Stops and restarts the shared cluster. */
+	TCase *outage = tcase_create("outage");
+	tcase_set_timeout(outage, 120);
+	tcase_add_checked_fixture(outage, setup, teardown_outage);
+	tcase_add_test(outage, test_feed_through_database_outage);
+	suite_add_tcase(s, outage);
 	return s;
 }
