@@ -18,6 +18,7 @@ int main(void)
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, daemon_suite());
+	srunner_add_suite(sr, listen_suite());
 	srunner_add_suite(sr, reads_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);

@@ -12,5 +12,6 @@ Suite *pool_suite(void);
 Suite *daemon_suite(void);
 Suite *openapi_suite(void);
 Suite *reads_suite(void);
+Suite *listen_suite(void);
 
 #endif
