@@ -208,9 +208,12 @@ RETURNS json LANGUAGE sql STABLE AS $$
      WHERE m.upn = p_upn AND m.date BETWEEN p_from AND p_to
        AND m.date IN (SELECT date FROM in_scope)
   ), schools_seen AS (
+    -- the schools on roll on some day the caller may read
     SELECT DISTINCT g.urn FROM registrations g
      WHERE g.upn = p_upn
        AND daterange(g.start_date, g.end_date, '[]') && daterange(p_from, p_to, '[]')
+       AND EXISTS (SELECT 1 FROM in_scope s
+                    WHERE s.date BETWEEN g.start_date AND coalesce(g.end_date, 'infinity'))
     UNION
     SELECT urn FROM mk
   )

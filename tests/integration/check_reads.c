@@ -572,6 +572,38 @@ START_TEST(test_attendance_scope_and_errors)
 	assert_slug(&r, 404, "unknown-pupil", NULL);
 	th_resp_free(&r);
 
+	/* Before joining 100001, the pupil was at 100003. Each school key sees only the days
+	 * the pupil was on its own roll, and only the schools of those days. */
+	char sql[300];
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO registrations (upn, urn, role, start_date, end_date) VALUES "
+		 "('" P1 "', '100003', 'main', '%s', ('%s'::date - 1));"
+		 "INSERT INTO marks (upn, urn, date, session, code, source) VALUES "
+		 "('" P1 "', '100003', '%s', 'AM', '/', 'api')",
+		 before, start, before);
+	th_sql(url, sql);
+	snprintf(path, sizeof path, "/v1/pupils/" P1 "/attendance?from=%s&to=%s", before, fri);
+	get(admin, path, &r);
+	ck_assert_int_eq(cJSON_GetArraySize(item(r.json, "marks")), 18);
+	ck_assert_int_eq(cJSON_GetArraySize(item(item(r.json, "summary"), "schools")), 3);
+	th_resp_free(&r);
+	get(k1, path, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(item(r.json, "marks")), 17);
+	cJSON *schools = item(item(r.json, "summary"), "schools");
+	ck_assert_int_eq(cJSON_GetArraySize(schools), 2);
+	ck_assert_ptr_null(cJSON_GetObjectItem(schools, "100003"));
+	th_resp_free(&r);
+	get(k3, path, &r);
+	ck_assert_int_eq(r.status, 200);
+	cJSON *marks = item(r.json, "marks");
+	ck_assert_int_eq(cJSON_GetArraySize(marks), 1);
+	ck_assert_str_eq(str(cJSON_GetArrayItem(marks, 0), "urn"), "100003");
+	schools = item(item(r.json, "summary"), "schools");
+	ck_assert_int_eq(cJSON_GetArraySize(schools), 1);
+	assert_summary(item(schools, "100003"), 1, 1, 0, 0, 0, 0, 1.0);
+	th_resp_free(&r);
+
 	get(k1, "/v1/pupils/" P1 "/attendance?from=2026-01-01", &r);
 	assert_slug(&r, 422, "invalid-period", "/query/to");
 	th_resp_free(&r);
