@@ -85,10 +85,8 @@ void api_server_drain(struct api_server *s, void (*drained)(void *arg), void *ar
 /* Frees the server; requests still in progress are abandoned. */
 void api_server_free(struct api_server *s);
 
-/*
- * Moves the request's deadline to ms from now (a long poll that means to wait longer
- * than request_timeout). The connection's idle timeout is raised to match.
- */
+/* Moves the request's deadline to ms from now (a long poll that means to wait longer
+ * than request_timeout). */
 void api_extend_deadline(struct api_req *r, unsigned ms);
 
 /* Adds or replaces a response header (before the reply). */
