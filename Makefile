@@ -47,7 +47,7 @@ CPPFLAGS += -std=c17 -D_GNU_SOURCE -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) \
 LDFLAGS += $(LDSAN)
 
 CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/jobs.c \
-            daemon/db/conn.c daemon/db/pool.c daemon/db/migrate.c \
+            daemon/db/conn.c daemon/db/pool.c daemon/db/migrate.c daemon/db/listen.c \
             $(sort $(wildcard daemon/domain/*.c)) $(sort $(wildcard daemon/sync/*.c)) \
             api/problem.c api/router.c api/server.c api/routes.c api/auth.c api/auth_token.c api/txn.c \
             api/idempotency.c \

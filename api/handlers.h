@@ -5,6 +5,7 @@
 #ifndef DUALREG_API_HANDLERS_H
 #define DUALREG_API_HANDLERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "dualreg/api.h"
@@ -41,5 +42,17 @@ void h_registration_patch(struct api_req *r);
 /* marks (h_marks.c, h_history.c) */
 void h_marks_post(struct api_req *r);
 void h_mark_history(struct api_req *r);
+/* reads: status, register, attendance, change feed (h_status.c, h_register.c,
+ * h_attendance.c, h_changes.c) and the parameter checks they share (h_status.c). */
+void h_pupil_status(struct api_req *r);
+void h_school_register(struct api_req *r);
+void h_pupil_attendance(struct api_req *r);
+void h_changes(struct api_req *r);
+/* Validates a {upn} path segment; replies 422 invalid-upn and returns false if bad. */
+bool reads_check_upn(struct api_req *r, const char *upn);
+/* Query parameter into buf: 1 present, 0 absent, -1 longer than buflen allows. */
+int reads_param(struct api_req *r, const char *name, char *buf, size_t buflen);
+/* Date query parameter: 1 parsed, 0 absent, -1 replied 422 invalid-date. */
+int reads_date_param(struct api_req *r, const char *name, char out[11]);
 
 #endif

@@ -36,5 +36,9 @@ const struct router_route api_routes[] = {
     {RM_POST, "/v1/marks", "marks_post", ROUTE_KEY, H(h_marks_post)},
     {RM_GET, "/v1/pupils/{upn}/marks/{date}/{session}/history", "mark_history", ROUTE_KEY,
      H(h_mark_history)},
+    {RM_GET, "/v1/pupils/{upn}/status", "pupil_status", ROUTE_KEY, H(h_pupil_status)},
+    {RM_GET, "/v1/pupils/{upn}/attendance", "pupil_attendance", ROUTE_KEY, H(h_pupil_attendance)},
+    {RM_GET, "/v1/schools/{urn}/register", "school_register", ROUTE_KEY, H(h_school_register)},
+    {RM_GET, "/v1/changes", "changes", ROUTE_KEY, H(h_changes)},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

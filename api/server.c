@@ -359,6 +359,15 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 			r->env->cfg->request_timeout_ms);
 }
 
+/* evhttp's connection timeout does not run while a request is being handled (reading
+ * is paused until the reply), so moving the request's own deadline is enough. */
+void api_extend_deadline(struct api_req *r, unsigned ms)
+{
+	struct req_slot *slot = (struct req_slot *)r;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(&slot->ev_deadline, &tv);
+}
+
 static void run_handler(struct api_req *r)
 {
 	((api_handler_fn)r->route->handler)(r);

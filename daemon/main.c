@@ -27,6 +27,7 @@
 #include "dualreg/idempotency.h"
 #include "dualreg/jobs.h"
 #include "dualreg/alerts.h"
+#include "dualreg/listen.h"
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
 #include "dualreg/pull.h"
@@ -41,6 +42,7 @@ struct daemon {
 	struct httpc *http;
 	struct outbox *outbox;
 	struct puller *puller;
+	struct db_listener *listener; /* wakes change-feed long polls */
 	struct api_env env;
 	struct api_server *api;
 	struct idem_purger *idem_purger;
@@ -138,6 +140,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	api_server_drain(d->api, drained_cb, d);
 	outbox_drain(d->outbox, outbox_drained_cb, d);
 	puller_drain(d->puller, pull_drained_cb, d);
+	dbl_stop(d->listener); /* long polls answer now */
 }
 
 /* Re-reads the config file; applies what can change at runtime, warns about the rest. */
@@ -242,7 +245,13 @@ static int run(struct daemon *d)
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	d->outbox = outbox_new(d->base, d->db, d->http, &oo);
 	d->puller = puller_new(d->base, d->db, d->http, &d->cfg);
-	d->env = (struct api_env){.base = d->base, .db = d->db, .cfg = &d->cfg, .dns = d->dns};
+	d->listener = dbl_new(d->base, d->cfg.database_url, d->cfg.connect_timeout_ms,
+			      "dualreg_events");
+	d->env = (struct api_env){.base = d->base,
+				  .db = d->db,
+				  .cfg = &d->cfg,
+				  .dns = d->dns,
+				  .listener = d->listener};
 	d->idem_purger = idem_purger_start(d->base, d->db);
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
@@ -251,6 +260,8 @@ static int run(struct daemon *d)
 	}
 	d->jobs = jobs_new(d->base, d->db, &d->cfg);
 	d->alerts = alerts_new(d->base, d->db, &d->cfg);
+	dbl_start(d->listener);
+	outbox_listen(d->outbox, d->listener);
 	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
@@ -286,6 +297,7 @@ static void teardown(struct daemon *d)
 	idem_purger_stop(d->idem_purger);
 	jobs_free(d->jobs);
 	alerts_free(d->alerts);
+	dbl_free(d->listener);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};

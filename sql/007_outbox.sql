@@ -56,9 +56,7 @@ BEGIN
       JOIN subscriptions s
         ON s.urn = ANY (e.urns) AND s.deleted_at IS NULL AND s.disabled_at IS NULL
        AND ('*' = ANY (s.events) OR e.type = ANY (s.events));
-    IF FOUND THEN
-        PERFORM pg_notify('dualreg_outbox', '');
-    END IF;
+    -- Whoever inserts events notifies dualreg_events; the dispatcher listens there.
     RETURN NULL;
 END $$;
 
@@ -145,9 +143,6 @@ BEGIN
            SET disabled_at = coalesce(disabled_at, now()),
                disabled_reason = 'the endpoint answered 410 Gone'
          WHERE id = v_sub;
-    END IF;
-    IF v_state = 'pending' THEN
-        PERFORM pg_notify('dualreg_outbox', '');
     END IF;
     RETURN v_state;
 END $$;

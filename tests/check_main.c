@@ -33,6 +33,8 @@ int main(void)
 	/* marks and the derive job */
 	srunner_add_suite(sr, marks_suite());
 	srunner_add_suite(sr, jobs_suite());
+	srunner_add_suite(sr, listen_suite());
+	srunner_add_suite(sr, reads_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

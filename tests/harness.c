@@ -325,6 +325,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 		    sizeof r->www_authenticate);
 	copy_header(data, len, "Idempotent-Replayed", r->idempotent_replayed,
 		    sizeof r->idempotent_replayed);
+	copy_header(data, len, "ETag", r->etag, sizeof r->etag);
 	return len;
 }
 

@@ -59,6 +59,7 @@ struct th_resp {
 	char retry_after[32];
 	char www_authenticate[128];
 	char idempotent_replayed[16];
+	char etag[128];
 	char *body; /* NUL-terminated; owned */
 	size_t body_len;
 	cJSON *json; /* parsed body, or NULL */

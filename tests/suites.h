@@ -28,5 +28,7 @@ void registry_registration_tests(TCase *tc);
 /* marks and the derive job */
 Suite *marks_suite(void);
 Suite *jobs_suite(void);
+Suite *reads_suite(void);
+Suite *listen_suite(void);
 
 #endif

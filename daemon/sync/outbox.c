@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "dualreg/db.h"
 #include "dualreg/httpc.h"
+#include "dualreg/listen.h"
 #include "dualreg/log.h"
 #include "dualreg/sign.h"
 #include "dualreg/xalloc.h"
@@ -45,6 +47,8 @@ struct outbox {
 	void *drained_arg;
 	struct outbox_stats stats;
 	struct attempt *attempts; /* in flight, for cleanup */
+	struct db_listener *listener;
+	struct dbl_waiter waiter;
 };
 
 struct attempt {
@@ -309,9 +313,28 @@ void outbox_wake(struct outbox *o)
 	claim(o);
 }
 
+static void listener_woke(struct dbl_waiter *w)
+{
+	struct outbox *o = (struct outbox *)((char *)w - offsetof(struct outbox, waiter));
+	if (o->draining)
+		return;
+	/* Waiters are one-shot: register again before the claim, so nothing is missed. */
+	dbl_wait(o->listener, &o->waiter, dbl_generation(o->listener));
+	claim(o);
+}
+
+void outbox_listen(struct outbox *o, struct db_listener *l)
+{
+	o->listener = l;
+	o->waiter.wake = listener_woke;
+	dbl_wait(l, &o->waiter, dbl_generation(l));
+}
+
 void outbox_drain(struct outbox *o, void (*done)(void *), void *arg)
 {
 	o->draining = true;
+	if (o->listener != NULL)
+		dbl_cancel(o->listener, &o->waiter);
 	event_del(&o->ev_poll);
 	if (o->claim_op != NULL) {
 		db_op_cancel(o->claim_op);
@@ -336,6 +359,8 @@ void outbox_free(struct outbox *o)
 {
 	if (o == NULL)
 		return;
+	if (o->listener != NULL)
+		dbl_cancel(o->listener, &o->waiter);
 	event_del(&o->ev_poll);
 	if (o->claim_op != NULL)
 		db_op_cancel(o->claim_op);

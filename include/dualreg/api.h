@@ -26,6 +26,7 @@ struct pg_result;
 struct config;
 struct api_server;
 struct idem_claim;
+struct db_listener;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
 struct evdns_base;
@@ -35,6 +36,7 @@ struct api_env {
 	struct db_pool *db;
 	const struct config *cfg;
 	struct evdns_base *dns; /* asynchronous name resolution on the loop */
+	struct db_listener *listener; /* change notifications (listen.h); may be NULL */
 };
 
 /* The caller, once authenticated (see auth.h). */
@@ -89,6 +91,10 @@ unsigned api_server_inflight(const struct api_server *s);
 void api_server_drain(struct api_server *s, void (*drained)(void *arg), void *arg);
 /* Frees the server; requests still in progress are abandoned. */
 void api_server_free(struct api_server *s);
+
+/* Moves the request's deadline to ms from now (a long poll that means to wait longer
+ * than request_timeout). */
+void api_extend_deadline(struct api_req *r, unsigned ms);
 
 /* Adds or replaces a response header (before the reply). */
 void api_set_header(struct api_req *r, const char *name, const char *value);

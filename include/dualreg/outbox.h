@@ -3,8 +3,9 @@
  * LOCKED; see sql/007_outbox.sql), sends each as a Standard Webhooks POST through
  * httpc, and records the outcome: delivered (2xx), subscription disabled (410), or a
  * retry after a delay from the schedule (with jitter) or from Retry-After (429/503),
- * until the schedule is exhausted and the delivery fails. Woken by outbox_wake (on
- * NOTIFY dualreg_outbox) and by a short poll for retries that come due.
+ * until the schedule is exhausted and the delivery fails. Woken by every committed
+ * event (through the database listener, see listen.h) and by a short poll for retries
+ * that come due.
  */
 #ifndef DUALREG_OUTBOX_H
 #define DUALREG_OUTBOX_H
@@ -31,6 +32,8 @@ struct outbox_opts {
 	const char *ca_file; /* copied */
 };
 
+struct db_listener;
+
 struct outbox_stats {
 	unsigned long attempts, delivered, retried, failed;
 	unsigned in_flight;
@@ -42,6 +45,8 @@ struct outbox *outbox_new(struct event_base *base, struct db_pool *db, struct ht
 void outbox_configure(struct outbox *o, const struct outbox_opts *opts);
 /* Looks for due deliveries now. */
 void outbox_wake(struct outbox *o);
+/* Looks for due deliveries after every notification the listener sees. */
+void outbox_listen(struct outbox *o, struct db_listener *l);
 /* Stops claiming; done(arg) runs once no attempt is in flight. */
 void outbox_drain(struct outbox *o, void (*done)(void *arg), void *arg);
 void outbox_stats(const struct outbox *o, struct outbox_stats *out);

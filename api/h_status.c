@@ -1,0 +1,156 @@
+/*
+ * status: GET /v1/pupils/{upn}/status?date=YYYY-MM-DD — where a pupil is expected each
+ * session of one day (default today, Europe/London), the mark at each school on roll,
+ * whether the two schools disagree, and a one-word state. The hottest read: the whole
+ * body comes from one SQL call (dualreg_status in sql/006_reads.sql), which also
+ * decides scope, so each poll costs one round trip.
+ *
+ * Caching: the body carries a strong ETag (quoted hex SHA-256 of the bytes sent);
+ * If-None-Match with that tag (or *) answers 304 without a body, so pollers pay for
+ * the database read but not for the transfer.
+ */
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dualreg/calendar.h"
+#include "dualreg/problem.h"
+#include "dualreg/upn.h"
+#include "handlers.h"
+
+#define ETAG_LEN (2 + 64) /* quotes + hex SHA-256 */
+
+/* Validates the {upn} path segment; replies 422 and returns false when it is bad. */
+bool reads_check_upn(struct api_req *r, const char *upn)
+{
+	char expected = 0;
+	enum upn_result v = upn_validate(upn, &expected);
+	if (v == UPN_OK)
+		return true;
+	cJSON *p = problem_new(422, "invalid-upn", NULL, "the UPN in the path is not valid");
+	if (v == UPN_BAD_CHECK) {
+		char detail[96];
+		snprintf(detail, sizeof detail, "the check letter should be %c", expected);
+		problem_add_error(p, "/path/upn", detail);
+	} else {
+		problem_add_error(p, "/path/upn",
+				  "a UPN is 13 characters: a check letter, 11 digits and a "
+				  "digit or letter");
+	}
+	api_reply_problem(r, p);
+	return false;
+}
+
+/*
+ * Reads query parameter name into buf. Returns 1 if present and well-sized, 0 if
+ * absent; -1 if longer than buf allows (treated as invalid by the callers).
+ */
+int reads_param(struct api_req *r, const char *name, char *buf, size_t buflen)
+{
+	char tmp[256];
+	if (!api_query_param(r, name, tmp, sizeof tmp))
+		return 0;
+	if (strlen(tmp) >= buflen)
+		return -1;
+	snprintf(buf, buflen, "%s", tmp);
+	return 1;
+}
+
+/* A date query parameter: 1 parsed into out, 0 absent, -1 replied 422 invalid-date. */
+int reads_date_param(struct api_req *r, const char *name, char out[11])
+{
+	struct cal_date d;
+	int got = reads_param(r, name, out, 11);
+	if (got == 0)
+		return 0;
+	if (got < 0 || !cal_parse_date(out, &d)) {
+		char pointer[64], detail[96];
+		snprintf(pointer, sizeof pointer, "/query/%s", name);
+		snprintf(detail, sizeof detail, "%s must be a date YYYY-MM-DD", name);
+		cJSON *p = problem_new(422, "invalid-date", NULL, detail);
+		problem_add_error(p, pointer, detail);
+		api_reply_problem(r, p);
+		return -1;
+	}
+	return 1;
+}
+
+/* True if an If-None-Match header value matches etag (weak comparison, RFC 9110). */
+static bool etag_matches(const char *header, const char *etag)
+{
+	const char *p = header;
+	size_t elen = strlen(etag);
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		size_t len = strcspn(p, ",");
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == elen && strncmp(p, etag, elen) == 0)
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+static void make_etag(const char *body, char out[ETAG_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	EVP_Digest(body, strlen(body), md, &len, EVP_sha256(), NULL);
+	out[0] = '"';
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 1 + 2 * i, 3, "%02x", md[i]);
+	out[65] = '"';
+	out[66] = '\0';
+}
+
+static void status_done(struct api_req *r, PGresult *res)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		api_reply_db_error(r, res);
+		return;
+	}
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		api_reply_error(r, 404, "unknown-pupil",
+				"no pupil with this UPN is visible to this key on that date");
+		return;
+	}
+	cJSON *body = cJSON_Parse(PQgetvalue(res, 0, 0));
+	if (body == NULL) {
+		api_reply_error(r, 500, "internal-error", "the status could not be built");
+		return;
+	}
+	/* The ETag is the hash of exactly the bytes api_reply_json sends. */
+	char *text = cJSON_PrintUnformatted(body);
+	char etag[ETAG_LEN + 1];
+	make_etag(text, etag);
+	cJSON_free(text);
+	api_set_header(r, "ETag", etag);
+	api_set_header(r, "Cache-Control", "private, no-cache");
+	const char *inm = api_header(r, "If-None-Match");
+	if (inm != NULL && etag_matches(inm, etag)) {
+		cJSON_Delete(body);
+		api_reply_json(r, 304, NULL);
+		return;
+	}
+	api_reply_json(r, 200, body);
+}
+
+void h_pupil_status(struct api_req *r)
+{
+	const char *upn = r->params.value[0];
+	if (!reads_check_upn(r, upn))
+		return;
+	char date[11];
+	int have_date = reads_date_param(r, "date", date);
+	if (have_date < 0)
+		return;
+	const char *params[] = {upn, have_date ? date : NULL, r->key.admin ? NULL : r->key.urn};
+	api_query(r, "SELECT dualreg_status($1, $2::date, $3)", 3, params, status_done);
+}
