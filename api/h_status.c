@@ -6,15 +6,20 @@
  * decides scope, so each poll costs one round trip.
  *
  * Caching: the body carries a strong ETag (quoted hex SHA-256 of the bytes sent);
- * If-None-Match with that tag (or *) answers 304 without a body, so pollers pay for
- * the database read but not for the transfer.
+ * If-None-Match with that tag (or *) answers 304 without a body. Bodies are also kept
+ * in memory (status_cache.h) until anything changes, so a poll of an unchanged pupil
+ * costs no database round trip.
  */
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "dualreg/calendar.h"
+#include "dualreg/jobs.h"
+#include "dualreg/status_cache.h"
 #include "dualreg/problem.h"
 #include "dualreg/upn.h"
 #include "handlers.h"
@@ -110,36 +115,72 @@ static void make_etag(const char *body, char out[ETAG_LEN + 1])
 	out[66] = '\0';
 }
 
+/* What a status query needs to remember for the cache. */
+struct status_req {
+	char key[STATUS_CACHE_KEY_MAX];
+	struct status_stamp stamp;
+};
+
+static void status_req_abort(struct api_req *r)
+{
+	free(r->state);
+	r->state = NULL;
+}
+
+/* Replies with a body and its ETag, or 304 if the client already has it. */
+static void reply_status(struct api_req *r, const char *text, const char *etag)
+{
+	api_set_header(r, "ETag", etag);
+	api_set_header(r, "Cache-Control", "private, no-cache");
+	const char *inm = api_header(r, "If-None-Match");
+	if (inm != NULL && etag_matches(inm, etag)) {
+		api_reply_json(r, 304, NULL);
+		return;
+	}
+	api_reply_raw(r, 200, "application/json", text);
+}
+
 static void status_done(struct api_req *r, PGresult *res)
 {
+	struct status_req *sr = r->state;
+	r->state = NULL;
+	r->on_abort = NULL;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		free(sr);
 		api_reply_db_error(r, res);
 		return;
 	}
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		free(sr);
 		api_reply_error(r, 404, "unknown-pupil",
 				"no pupil with this UPN is visible to this key on that date");
 		return;
 	}
 	cJSON *body = cJSON_Parse(PQgetvalue(res, 0, 0));
 	if (body == NULL) {
+		free(sr);
 		api_reply_error(r, 500, "internal-error", "the status could not be built");
 		return;
 	}
-	/* The ETag is the hash of exactly the bytes api_reply_json sends. */
+	/* The ETag is the hash of exactly the bytes sent. */
 	char *text = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
 	char etag[ETAG_LEN + 1];
 	make_etag(text, etag);
+	status_cache_put(r->env->status_cache, sr->key, sr->stamp, text, etag);
+	free(sr);
+	reply_status(r, text, etag);
 	cJSON_free(text);
-	api_set_header(r, "ETag", etag);
-	api_set_header(r, "Cache-Control", "private, no-cache");
-	const char *inm = api_header(r, "If-None-Match");
-	if (inm != NULL && etag_matches(inm, etag)) {
-		cJSON_Delete(body);
-		api_reply_json(r, 304, NULL);
-		return;
-	}
-	api_reply_json(r, 200, body);
+}
+
+/* Today's date in Europe/London, where schools keep time. */
+static void london_today(char out[11])
+{
+	time_t now = time(NULL);
+	time_t local = now + jobs_london_offset(now);
+	struct tm tm;
+	gmtime_r(&local, &tm);
+	strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
 void h_pupil_status(struct api_req *r)
@@ -151,6 +192,22 @@ void h_pupil_status(struct api_req *r)
 	int have_date = reads_date_param(r, "date", date);
 	if (have_date < 0)
 		return;
-	const char *params[] = {upn, have_date ? date : NULL, r->key.admin ? NULL : r->key.urn};
+	/* Without a date: today, fixed here so that the cache key and the query agree. */
+	if (!have_date)
+		london_today(date);
+	const char *scope = r->key.admin ? NULL : r->key.urn;
+	char key[STATUS_CACHE_KEY_MAX];
+	snprintf(key, sizeof key, "%.13s|%.10s|%.6s", upn, date, scope ? scope : "*");
+	const char *cached_body, *cached_etag;
+	if (status_cache_get(r->env->status_cache, key, &cached_body, &cached_etag)) {
+		reply_status(r, cached_body, cached_etag);
+		return;
+	}
+	struct status_req *sr = malloc(sizeof *sr);
+	memcpy(sr->key, key, sizeof key);
+	sr->stamp = status_cache_stamp(r->env->status_cache);
+	r->state = sr;
+	r->on_abort = status_req_abort;
+	const char *params[] = {upn, date, scope};
 	api_query(r, "SELECT dualreg_status($1, $2::date, $3)", 3, params, status_done);
 }

@@ -41,6 +41,7 @@
 #include "dualreg/idempotency.h"
 #include "dualreg/log.h"
 #include "dualreg/problem.h"
+#include "dualreg/status_cache.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
 
@@ -247,6 +248,9 @@ static void slot_free(struct req_slot *slot)
 /* Ends a request: cancels leftover work, logs, frees; the reply was already sent. */
 static void req_finish(struct req_slot *slot, int status)
 {
+	/* Anything this daemon writes makes cached status bodies stale at once. */
+	if (slot->r.method & (RM_POST | RM_PUT | RM_PATCH | RM_DELETE))
+		status_cache_invalidate(slot->r.env->status_cache);
 	struct api_server *s = slot->r.srv;
 	log_debug("request", "method=%s route=%s status=%d ms=%.2f",
 		  method_name(slot->r.method), slot->r.route->name, status,

@@ -28,10 +28,26 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Appends one quoted array element, escaping \\ and " as array literals require. */
+static void add_element(char *a, const char *p, size_t n, bool first)
+{
+	size_t o = strlen(a);
+	if (!first)
+		a[o++] = ',';
+	a[o++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' || p[i] == '"')
+			a[o++] = '\\';
+		a[o++] = p[i];
+	}
+	a[o++] = '"';
+	a[o] = '\0';
+}
+
 /* Splits one batch line into four PostgreSQL array literals. */
 static void to_arrays(const char *line, char *a[4])
 {
-	size_t len = strlen(line) * 2 + 16;
+	size_t len = strlen(line) * 3 + 16;
 	for (int i = 0; i < 4; i++) {
 		a[i] = malloc(len);
 		strcpy(a[i], "{");
@@ -41,11 +57,7 @@ static void to_arrays(const char *line, char *a[4])
 	while (*p) {
 		for (int f = 0; f < 4; f++) {
 			size_t n = strcspn(p, f < 3 ? "," : ";");
-			if (!first)
-				strcat(a[f], ",");
-			strcat(a[f], "\"");
-			strncat(a[f], p, n);
-			strcat(a[f], "\"");
+			add_element(a[f], p, n, first);
 			p += n;
 			if (*p)
 				p++;

@@ -31,6 +31,7 @@
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
 #include "dualreg/pull.h"
+#include "dualreg/status_cache.h"
 #include "dualreg/version.h"
 
 struct daemon {
@@ -43,6 +44,7 @@ struct daemon {
 	struct outbox *outbox;
 	struct puller *puller;
 	struct db_listener *listener; /* wakes change-feed long polls */
+	struct status_cache *status_cache;
 	struct api_env env;
 	struct api_server *api;
 	struct idem_purger *idem_purger;
@@ -247,11 +249,13 @@ static int run(struct daemon *d)
 	d->puller = puller_new(d->base, d->db, d->http, &d->cfg);
 	d->listener = dbl_new(d->base, d->cfg.database_url, d->cfg.connect_timeout_ms,
 			      "dualreg_events");
+	d->status_cache = status_cache_new(d->listener);
 	d->env = (struct api_env){.base = d->base,
 				  .db = d->db,
 				  .cfg = &d->cfg,
 				  .dns = d->dns,
-				  .listener = d->listener};
+				  .listener = d->listener,
+				  .status_cache = d->status_cache};
 	d->idem_purger = idem_purger_start(d->base, d->db);
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
@@ -297,6 +301,7 @@ static void teardown(struct daemon *d)
 	idem_purger_stop(d->idem_purger);
 	jobs_free(d->jobs);
 	alerts_free(d->alerts);
+	status_cache_free(d->status_cache);
 	dbl_free(d->listener);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,

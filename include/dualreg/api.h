@@ -27,6 +27,7 @@ struct config;
 struct api_server;
 struct idem_claim;
 struct db_listener;
+struct status_cache;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
 struct evdns_base;
@@ -37,6 +38,7 @@ struct api_env {
 	const struct config *cfg;
 	struct evdns_base *dns; /* asynchronous name resolution on the loop */
 	struct db_listener *listener; /* change notifications (listen.h); may be NULL */
+	struct status_cache *status_cache; /* pupil status bodies (status_cache.h); may be NULL */
 };
 
 /* The caller, once authenticated (see auth.h). */
