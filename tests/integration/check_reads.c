@@ -354,6 +354,38 @@ START_TEST(test_status_etag)
 }
 END_TEST
 
+START_TEST(test_status_reads_own_write_at_once)
+{
+	/* A status read fills the in-memory copy; a mark written through this daemon is
+	 * visible to the very next read, without waiting for any notification. */
+	start_daemon();
+	char path[128];
+	snprintf(path, sizeof path, "/v1/pupils/" P1 "/status?date=%s", tue);
+	struct th_resp r;
+	th_api(&d, "GET", path, admin, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	const cJSON *am = session_of(r.json, 0);
+	char expected[8];
+	snprintf(expected, sizeof expected, "%s", str(am, "expected_urn"));
+	th_resp_free(&r);
+	th_api(&d, "GET", path, admin, NULL, NULL, &r); /* served from memory */
+	ck_assert_int_eq(r.status, 200);
+	th_resp_free(&r);
+	char body[400];
+	snprintf(body, sizeof body,
+		 "{\"marks\": [{\"upn\": \"" P1 "\", \"urn\": \"%s\", \"date\": \"%s\", "
+		 "\"session\": \"AM\", \"code\": \"M\", \"reason\": \"dentist letter\"}]}",
+		 expected, tue);
+	th_api(&d, "POST", "/v1/marks", admin, body, NULL, &r);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	th_resp_free(&r);
+	th_api(&d, "GET", path, admin, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(str(item(item(session_of(r.json, 0), "marks"), expected), "code"), "M");
+	th_resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_status_scope_and_errors)
 {
 	start_daemon();
@@ -1131,6 +1163,7 @@ Suite *reads_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_status_states_and_marks);
 	tcase_add_test(tc, test_status_etag);
+	tcase_add_test(tc, test_status_reads_own_write_at_once);
 	tcase_add_test(tc, test_status_scope_and_errors);
 	tcase_add_test(tc, test_register);
 	tcase_add_test(tc, test_register_scope_and_errors);
