@@ -5,7 +5,7 @@
  * remembered and served when it returns. Each claimed delivery becomes one httpc
  * transfer; its outcome is written back with dualreg_outbox_done, which only the
  * lease holder may do. If this daemon dies mid-attempt the lease runs out (attempt
- * timeout + 30 s) and any daemon claims the delivery again: at-least-once, with
+ * timeout + 5 s) and any daemon claims the delivery again: at-least-once, with
  * duplicates only for attempts that were in flight.
  *
  * The webhook-id is the event's id ("evt_<n>"), the same on every attempt and replay;
@@ -254,7 +254,8 @@ static void claim(struct outbox *o)
 	char owner_limit[16], per_sub[16], lease[16];
 	snprintf(owner_limit, sizeof owner_limit, "%u", o->opts.max_in_flight - o->in_flight);
 	snprintf(per_sub, sizeof per_sub, "%u", o->opts.per_subscription);
-	snprintf(lease, sizeof lease, "%u", o->opts.timeout_ms / 1000 + 30);
+	/* Longer than an attempt can take (its timeout) plus time to record the outcome. */
+	snprintf(lease, sizeof lease, "%u", o->opts.timeout_ms / 1000 + 5);
 	const char *params[] = {o->owner, owner_limit, per_sub, lease};
 	o->claiming = true;
 	o->claim_op = dbp_query(o->db,

@@ -188,6 +188,39 @@ static int valid_sigs(const struct sink_hit *h, const char *s1, const char *s2)
 	return n;
 }
 
+/*
+ * Hands the captured deliveries to the Standard Webhooks reference library (through
+ * node, as a receiving MIS would verify them) and asserts that every one verifies.
+ */
+static void verify_with_reference_library(const char *secret, int n)
+{
+	char path[512], script[512], out[1024];
+	snprintf(path, sizeof path, "%s/hooks-%d.jsonl", th_env("DUALREG_TEST_TMP"), (int)getpid());
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	pthread_mutex_lock(&sink_mu);
+	for (int i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "secret", secret);
+		cJSON_AddStringToObject(o, "id", sink_hits[i].id);
+		cJSON_AddStringToObject(o, "timestamp", sink_hits[i].ts);
+		cJSON_AddStringToObject(o, "signature", sink_hits[i].sigs);
+		cJSON_AddStringToObject(o, "body", sink_hits[i].body);
+		char *line = cJSON_PrintUnformatted(o);
+		fprintf(f, "%s\n", line);
+		cJSON_free(line);
+		cJSON_Delete(o);
+	}
+	pthread_mutex_unlock(&sink_mu);
+	fclose(f);
+	snprintf(script, sizeof script, "%s/scripts/verify-webhooks.mjs", th_env("DUALREG_TEST_ROOT"));
+	char *const argv[] = {"/usr/bin/env", "node", script, path, NULL};
+	ck_assert_msg(th_run(argv, NULL, out, sizeof out) == 0, "%s", out);
+	char want[32];
+	snprintf(want, sizeof want, "verified %d", n);
+	ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+}
+
 START_TEST(test_end_to_end_delivery)
 {
 	char secret[128], id[16];
@@ -229,6 +262,7 @@ START_TEST(test_end_to_end_delivery)
 	wait_hits(2);
 	ck_assert_str_eq(sink_hits[1].id, sink_hits[0].id);
 	ck_assert_int_eq(valid_sigs(&sink_hits[1], secret, NULL), 1);
+	verify_with_reference_library(secret, 2);
 }
 END_TEST
 
@@ -249,6 +283,8 @@ START_TEST(test_rotation_and_delete)
 		    "'{\"upn\": \"B801200005001\"}')");
 	wait_hits(1);
 	ck_assert_int_eq(valid_sigs(&sink_hits[0], fresh, secret), 2);
+	verify_with_reference_library(fresh, 1);
+	verify_with_reference_library(secret, 1); /* the old secret still verifies for 24 h */
 
 	/* The listing never shows secrets. */
 	th_api(&d, "GET", "/v1/subscriptions", home, NULL, NULL, &r);
@@ -448,6 +484,48 @@ START_TEST(test_posted_mark_reaches_other_school)
 }
 END_TEST
 
+START_TEST(test_kill_9_loses_nothing)
+{
+	/* Events committed before, during and after a kill -9 of the daemon: after a
+	 * restart every one of them is delivered (at least once). */
+	char secret[128], id[16];
+	subscribe_home(secret, sizeof secret, id, sizeof id);
+	th_daemon_stop(&d, SIGTERM);
+	const char *ini = "[outbound]\nallow_http = true\nallow_private = true\n"
+			  "[webhooks]\ntimeout = 1s\nretry_schedule = 100ms, 100ms, 100ms\n";
+	th_daemon_start(&d, url, ini, false);
+	th_sql(url, "SELECT dualreg_emit('mark.recorded', 'K' || lpad(i::text, 12, '0'), "
+		    "ARRAY['100001'], jsonb_build_object('upn', 'K' || lpad(i::text, 12, '0'))) "
+		    "FROM generate_series(1, 100) i");
+	double deadline = th_now() + 10;
+	while (hits() == 0 && th_now() < deadline)
+		usleep(1000);
+	ck_assert_int_eq(th_daemon_stop(&d, SIGKILL), 128 + SIGKILL);
+	th_sql(url, "SELECT dualreg_emit('mark.recorded', 'L' || lpad(i::text, 12, '0'), "
+		    "ARRAY['100001'], jsonb_build_object('upn', 'L' || lpad(i::text, 12, '0'))) "
+		    "FROM generate_series(1, 20) i");
+	th_daemon_start(&d, url, ini, false);
+	/* Every event's id arrives (duplicates allowed for attempts cut off by the kill). */
+	deadline = th_now() + 30;
+	int distinct = 0;
+	while (th_now() < deadline) {
+		PGconn *c = PQconnectdb(url);
+		PGresult *res = PQexec(c, "SELECT count(*) FROM deliveries WHERE status = 'delivered'");
+		distinct = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		PQfinish(c);
+		if (distinct == 120)
+			break;
+		usleep(100000);
+	}
+	ck_assert_int_eq(distinct, 120);
+	pthread_mutex_lock(&sink_mu);
+	int n = sink_n;
+	pthread_mutex_unlock(&sink_mu);
+	ck_assert_int_ge(n, 64); /* the sink keeps the first 64 requests */
+}
+END_TEST
+
 Suite *webhooks_suite(void)
 {
 	Suite *s = suite_create("webhooks");
@@ -460,6 +538,7 @@ Suite *webhooks_suite(void)
 	tcase_add_test(tc, test_address_policy);
 	tcase_add_test(tc, test_missing_mark_alert_reaches_home_school);
 	tcase_add_test(tc, test_posted_mark_reaches_other_school);
+	tcase_add_test(tc, test_kill_9_loses_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
