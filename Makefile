@@ -35,7 +35,7 @@ endif
 PKGS     = libevent libpq libcjson libcurl openssl inih libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) check 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check libevent_openssl 2>/dev/null)
 
 CC      ?= cc
 MAKEFLAGS += --no-print-directory

@@ -17,6 +17,7 @@ Suite *outbox_suite(void);
 Suite *webhooks_suite(void);
 Suite *alerts_suite(void);
 Suite *pull_suite(void);
+Suite *tls_suite(void);
 /* platform: authentication, Idempotency-Key, dualregctl */
 Suite *auth_suite(void);
 Suite *idempotency_unit_suite(void);
