@@ -119,11 +119,13 @@ run-inner: all
 stop:
 	@scripts/pg.sh stop var/pg
 
-BENCH_BINS = $(BUILD)/loadgen $(BUILD)/evhttp_ceiling $(BUILD)/upsert_ceiling
+BENCH_BINS = $(BUILD)/loadgen $(BUILD)/evhttp_ceiling $(BUILD)/upsert_ceiling $(BUILD)/curl_ceiling
 
 $(BUILD)/loadgen: $(BUILD)/bench/loadgen.o
 	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/evhttp_ceiling: $(BUILD)/bench/evhttp_ceiling.o
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/curl_ceiling: $(BUILD)/bench/curl_ceiling.o
 	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/upsert_ceiling: $(BUILD)/bench/upsert_ceiling.o
 	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread

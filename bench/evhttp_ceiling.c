@@ -2,7 +2,8 @@
  * evhttp_ceiling: the "raw" HTTP figure `make bench` compares dualregd's status reads
  * against: one libevent loop, evhttp, answering every GET with the same JSON body held
  * in memory (its size given on the command line to match a real status body).
- *   evhttp_ceiling PORT BODY_BYTES
+ * With "hang" it never answers at all: a webhook endpoint that hangs.
+ *   evhttp_ceiling PORT BODY_BYTES [hang]
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -17,10 +18,13 @@
 
 static char *body;
 static size_t body_len;
+static int hang;
 
 static void cb(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
+	if (hang)
+		return; /* the request is freed with its connection when the client gives up */
 	struct evbuffer *out = evbuffer_new();
 	evbuffer_add_reference(out, body, body_len, NULL, NULL);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
@@ -38,8 +42,9 @@ static void stop_cb(evutil_socket_t s, short w, void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3)
+	if (argc != 3 && argc != 4)
 		return 2;
+	hang = argc == 4 && strcmp(argv[3], "hang") == 0;
 	body_len = (size_t)atol(argv[2]);
 	body = malloc(body_len + 1);
 	memset(body, 'x', body_len);

@@ -64,31 +64,48 @@ CREATE TRIGGER events_fan_out
     AFTER INSERT ON events REFERENCING NEW TABLE AS new_events
     FOR EACH STATEMENT EXECUTE FUNCTION dualreg_fan_out();
 
--- Claims up to p_limit due deliveries for p_owner for p_lease_s seconds. A delivery is
--- due when its time has come, nobody holds a live lease on it, its subscription is
--- active, and no earlier delivery for the same subscription and pupil is still
--- pending (so one pupil's events arrive in order; other pupils are not held up).
--- At most p_per_sub deliveries of one subscription are in flight at once.
+-- Claims up to p_limit due deliveries for p_owner for p_lease_s seconds. Only the
+-- oldest pending delivery of each (subscription, pupil) can go, so one pupil's events
+-- arrive in order while other pupils are not held up; it goes when its time has come,
+-- nobody holds a live lease on it and its subscription is active; at most p_per_sub
+-- deliveries of one subscription are in flight at once. Set-based: the work per claim
+-- grows with the pending deliveries, not with their square.
+-- The lease and status are checked again on the locked rows themselves, so a delivery
+-- another daemon claimed a moment ago is never claimed twice.
 CREATE FUNCTION dualreg_outbox_claim(p_owner text, p_limit integer, p_per_sub integer,
                                      p_lease_s integer)
 RETURNS TABLE (id bigint, event_id bigint, attempts integer, url text, secret text,
                previous_secret text, type text, occurred_at timestamptz, data jsonb)
 LANGUAGE sql AS $$
-  WITH candidates AS (
-    SELECT d.id, d.subscription_id
+  WITH in_flight AS (
+    SELECT l.subscription_id, count(*) AS n
+      FROM deliveries l
+     WHERE l.status = 'pending' AND l.lease_until >= now()
+     GROUP BY l.subscription_id
+  ), heads AS (
+    SELECT DISTINCT ON (d.subscription_id, d.upn)
+           d.id, d.subscription_id, d.next_attempt_at, d.lease_until
       FROM deliveries d
-      JOIN subscriptions s ON s.id = d.subscription_id
-     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-       AND (d.lease_until IS NULL OR d.lease_until < now())
+     WHERE d.status = 'pending'
+     ORDER BY d.subscription_id, d.upn, d.event_id
+  ), ranked AS (
+    SELECT h.id, h.subscription_id, h.next_attempt_at,
+           row_number() OVER (PARTITION BY h.subscription_id
+                              ORDER BY h.next_attempt_at, h.id) AS rn
+      FROM heads h
+      JOIN subscriptions s ON s.id = h.subscription_id
+     WHERE h.next_attempt_at <= now()
+       AND (h.lease_until IS NULL OR h.lease_until < now())
        AND s.deleted_at IS NULL AND s.disabled_at IS NULL
-       AND NOT EXISTS (SELECT 1 FROM deliveries e
-                        WHERE e.subscription_id = d.subscription_id
-                          AND e.upn IS NOT DISTINCT FROM d.upn
-                          AND e.status = 'pending' AND e.event_id < d.event_id)
-       AND (SELECT count(*) FROM deliveries l
-             WHERE l.subscription_id = d.subscription_id AND l.status = 'pending'
-               AND l.lease_until >= now()) < p_per_sub
-     ORDER BY d.next_attempt_at, d.id
+  ), candidates AS (
+    SELECT d.id
+      FROM deliveries d
+      JOIN ranked r ON r.id = d.id
+      LEFT JOIN in_flight f ON f.subscription_id = r.subscription_id
+     WHERE r.rn <= p_per_sub - coalesce(f.n, 0)
+       AND d.status = 'pending'
+       AND (d.lease_until IS NULL OR d.lease_until < now())
+     ORDER BY r.next_attempt_at, r.id
      LIMIT p_limit
      FOR UPDATE OF d SKIP LOCKED
   ), claimed AS (
