@@ -163,3 +163,21 @@ BEGIN
     END IF;
     RETURN v_state;
 END $$;
+
+-- Records many outcomes in one transaction (one commit for a burst of deliveries):
+-- p_outcomes is a JSON array of {id, outcome, status, error, response, delay}.
+CREATE FUNCTION dualreg_outbox_done_many(p_owner text, p_outcomes jsonb) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    o jsonb;
+    n integer := 0;
+BEGIN
+    FOR o IN SELECT value FROM jsonb_array_elements(p_outcomes) LOOP
+        PERFORM dualreg_outbox_done((o ->> 'id')::bigint, p_owner, o ->> 'outcome',
+                                    (o ->> 'status')::integer, o ->> 'error',
+                                    left(o ->> 'response', 2048),
+                                    (o ->> 'delay')::double precision);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;

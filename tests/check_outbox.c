@@ -88,6 +88,14 @@ static void sink_cb(struct evhttp_request *req, void *arg)
 	cJSON_Delete(j);
 	free(copy);
 	int status = 200;
+	if (strcmp(path, "/busy") == 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "30");
+		struct evbuffer *b = evbuffer_new();
+		evbuffer_add_printf(b, "queue full, come back later");
+		evhttp_send_reply(req, 503, "Busy", b);
+		evbuffer_free(b);
+		return;
+	}
 	if (strcmp(path, "/gone") == 0)
 		status = 410;
 	else if (strcmp(path, "/fail") == 0)
@@ -319,6 +327,24 @@ START_TEST(test_rotation_signs_twice)
 }
 END_TEST
 
+START_TEST(test_retry_after_honoured_and_response_kept)
+{
+	subscribe("100001", "/busy", "{*}");
+	emit("B801200005001", "mark.recorded");
+	struct outbox_opts o = opts(); /* the schedule says 100 ms; the endpoint says 30 s */
+	struct outbox *ob = outbox_new(base, pool, http, &o);
+	outbox_wake(ob);
+	run_until_sql("SELECT count(*) FROM deliveries WHERE attempts = 1 AND last_status = 503", 1,
+		      10);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM deliveries WHERE status = 'pending' AND "
+				"next_attempt_at > now() + interval '25 seconds' AND "
+				"last_response = 'queue full, come back later'"),
+			 1);
+	ck_assert_int_eq(nhits, 1);
+	outbox_free(ob);
+}
+END_TEST
+
 Suite *outbox_suite(void)
 {
 	Suite *s = suite_create("outbox");
@@ -332,6 +358,7 @@ Suite *outbox_suite(void)
 	tcase_add_test(tc, test_per_pupil_order);
 	tcase_add_test(tc, test_two_dispatchers_no_double_send);
 	tcase_add_test(tc, test_rotation_signs_twice);
+	tcase_add_test(tc, test_retry_after_honoured_and_response_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -13,6 +13,7 @@
  */
 #include "dualreg/outbox.h"
 
+#include <cJSON.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
@@ -49,15 +50,19 @@ struct outbox {
 	struct attempt *attempts; /* in flight, for cleanup */
 	struct db_listener *listener;
 	struct dbl_waiter waiter;
+	/* outcomes waiting to be recorded, and the batch being recorded */
+	cJSON *queued;
+	struct attempt *queued_attempts, *recording_attempts;
+	struct db_op *record_op;
 };
 
 struct attempt {
 	struct outbox *o;
+	struct attempt *batch_next; /* in queued_attempts or recording_attempts */
 	char id[24];
 	char event_id[24];
 	int attempt_no;
 	struct httpc_xfer *xfer;
-	struct db_op *op;
 	char *body;
 	struct attempt *next, *prev;
 };
@@ -83,20 +88,62 @@ static void attempt_unlink(struct attempt *a)
 	}
 }
 
+static void flush_outcomes(struct outbox *o);
+
 static void recorded(PGresult *res, const char *err, void *arg)
 {
-	struct attempt *a = arg;
-	struct outbox *o = a->o;
-	a->op = NULL;
+	struct outbox *o = arg;
+	o->record_op = NULL;
 	if (res == NULL)
-		log_warn("delivery outcome not recorded; the lease will expire and it is retried",
-			 "delivery=%s err=\"%s\"", a->id, err);
+		log_warn("delivery outcomes not recorded; their leases will expire and they are "
+			 "retried",
+			 "err=\"%s\"", err);
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		log_error("delivery outcome not recorded", "delivery=%s err=\"%s\"", a->id,
-			  PQresultErrorMessage(res));
-	attempt_unlink(a);
+		log_error("delivery outcomes not recorded", "err=\"%s\"", PQresultErrorMessage(res));
+	struct attempt *a = o->recording_attempts;
+	o->recording_attempts = NULL;
+	while (a != NULL) {
+		struct attempt *next = a->batch_next;
+		attempt_unlink(a);
+		a = next;
+	}
+	if (o->queued != NULL)
+		flush_outcomes(o);
 	if (!o->draining)
 		claim(o);
+}
+
+/*
+ * Records every queued outcome in one statement. While a batch is being recorded new
+ * outcomes queue up, so a burst of deliveries costs one commit per batch, not one each.
+ */
+static void flush_outcomes(struct outbox *o)
+{
+	if (o->record_op != NULL || o->queued == NULL)
+		return;
+	char *json = cJSON_PrintUnformatted(o->queued);
+	cJSON_Delete(o->queued);
+	o->queued = NULL;
+	o->recording_attempts = o->queued_attempts;
+	o->queued_attempts = NULL;
+	const char *params[] = {o->owner, json};
+	o->record_op = dbp_query(o->db, "SELECT dualreg_outbox_done_many($1, $2::jsonb)", 2, params,
+				 recorded, o);
+	free(json);
+}
+
+/* Keeps printable ASCII of a response for diagnosis (the database wants valid text). */
+static char *printable(const char *body, size_t len)
+{
+	if (len > RESPONSE_KEEP)
+		len = RESPONSE_KEEP;
+	char *out = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)body[i];
+		out[i] = (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t' ? (char)c : '?';
+	}
+	out[len] = '\0';
+	return out;
 }
 
 /* Seconds to wait before the next attempt, or a negative value when there is none. */
@@ -119,8 +166,7 @@ static void sent(const struct httpc_result *res, void *arg)
 	a->xfer = NULL;
 	const char *outcome;
 	double delay = -1;
-	char status[16], delay_s[32], error[300];
-	snprintf(status, sizeof status, "%ld", res->status);
+	char error[300];
 	error[0] = '\0';
 	if (res->ok && res->status >= 200 && res->status < 300) {
 		outcome = "delivered";
@@ -142,22 +188,29 @@ static void sent(const struct httpc_result *res, void *arg)
 		else
 			o->stats.retried++;
 	}
-	if (delay >= 0)
-		snprintf(delay_s, sizeof delay_s, "%.3f", delay);
 	log_debug("delivery attempt", "delivery=%s event=%s attempt=%d status=%ld outcome=%s%s%s",
 		  a->id, a->event_id, a->attempt_no, res->status, outcome,
 		  error[0] ? " err=" : "", error);
-	const char *params[] = {a->id,
-				o->owner,
-				outcome,
-				res->status > 0 ? status : NULL,
-				error[0] ? error : NULL,
-				res->body_len > 0 ? res->body : NULL,
-				delay >= 0 ? delay_s : NULL};
-	a->op = dbp_query(o->db,
-			  "SELECT dualreg_outbox_done($1::bigint, $2, $3, $4::integer, $5, "
-			  "left($6, 2048), $7::double precision)",
-			  7, params, recorded, a);
+	cJSON *rec = cJSON_CreateObject();
+	cJSON_AddStringToObject(rec, "id", a->id);
+	cJSON_AddStringToObject(rec, "outcome", outcome);
+	if (res->status > 0)
+		cJSON_AddNumberToObject(rec, "status", (double)res->status);
+	if (error[0])
+		cJSON_AddStringToObject(rec, "error", error);
+	if (res->body_len > 0) {
+		char *kept = printable(res->body, res->body_len);
+		cJSON_AddStringToObject(rec, "response", kept);
+		free(kept);
+	}
+	if (delay >= 0)
+		cJSON_AddNumberToObject(rec, "delay", delay);
+	if (o->queued == NULL)
+		o->queued = cJSON_CreateArray();
+	cJSON_AddItemToArray(o->queued, rec);
+	a->batch_next = o->queued_attempts;
+	o->queued_attempts = a;
+	flush_outcomes(o);
 }
 
 /* Starts one signed POST for a claimed row. */
@@ -366,12 +419,13 @@ void outbox_free(struct outbox *o)
 	if (o->claim_op != NULL)
 		db_op_cancel(o->claim_op);
 	o->drained = NULL;
+	if (o->record_op != NULL)
+		db_op_cancel(o->record_op);
+	cJSON_Delete(o->queued);
 	while (o->attempts != NULL) {
 		struct attempt *a = o->attempts;
 		if (a->xfer != NULL)
 			httpc_cancel(a->xfer);
-		if (a->op != NULL)
-			db_op_cancel(a->op);
 		attempt_unlink(a);
 	}
 	free(o->ca_file);
