@@ -23,16 +23,15 @@
 
 #include "../harness.h"
 #include "../suites.h"
+#include "../th_server.h"
 
 #define PRU "100002"
 #define HOME "100001"
 #define UPN "B801200005001"
 
-static pthread_t feed_thread;
+static struct th_server feed;
 static pthread_mutex_t feed_mu = PTHREAD_MUTEX_INITIALIZER;
-static atomic_bool feed_stop;
-static unsigned feed_port;
-static int feed_bound;
+#define feed_port feed.port
 static char seen_since[16][64];
 static char seen_auth[16][128];
 static int nseen;
@@ -101,46 +100,11 @@ static void feed_cb(struct evhttp_request *req, void *arg)
 	evhttp_clear_headers(&q);
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	if (atomic_load(&feed_stop))
-		event_base_loopbreak(arg);
-}
-
-static void *feed_main(void *arg)
-{
-	(void)arg;
-	struct event_base *b = event_base_new();
-	struct evhttp *http = evhttp_new(b);
-	evhttp_set_gencb(http, feed_cb, NULL);
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof sa;
-	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
-	pthread_mutex_lock(&feed_mu);
-	feed_port = ntohs(sa.sin_port);
-	feed_bound = 1;
-	pthread_mutex_unlock(&feed_mu);
-	struct event *tick = event_new(b, -1, EV_PERSIST, tick_cb, b);
-	struct timeval tv = {0, 20000};
-	event_add(tick, &tv);
-	event_base_dispatch(b);
-	event_free(tick);
-	evhttp_free(http);
-	event_base_free(b);
-	return NULL;
-}
-
 static void setup(void)
 {
-	atomic_store(&feed_stop, false);
 	nseen = 0;
-	feed_bound = 0;
-	ck_assert_int_eq(pthread_create(&feed_thread, NULL, feed_main, NULL), 0);
-	while (!feed_bound)
-		usleep(1000);
+	feed.handler = feed_cb;
+	th_server_start(&feed);
 	th_db_create_migrated(url, sizeof url);
 	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('" HOME "', 'Home', "
 		    "'mainstream'), ('" PRU "', 'PRU', 'pru');"
@@ -169,8 +133,7 @@ static void teardown(void)
 {
 	if (d.pid > 0)
 		th_daemon_stop(&d, SIGKILL);
-	atomic_store(&feed_stop, true);
-	pthread_join(feed_thread, NULL);
+	th_server_stop(&feed);
 }
 
 static void set_feed(const char *path)

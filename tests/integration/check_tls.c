@@ -23,12 +23,11 @@
 
 #include "../harness.h"
 #include "../suites.h"
+#include "../th_server.h"
 
-static pthread_t tls_thread;
-static atomic_bool tls_stop;
+static struct th_server tls_sink;
 static atomic_int tls_hits;
-static atomic_int tls_bound;
-static unsigned tls_port;
+#define tls_port tls_sink.port
 static SSL_CTX *tls_ctx;
 static char dir[512], url[1024];
 static struct th_daemon d;
@@ -46,37 +45,6 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 	(void)arg;
 	return bufferevent_openssl_socket_new(base, -1, SSL_new(tls_ctx), BUFFEREVENT_SSL_ACCEPTING,
 					      BEV_OPT_CLOSE_ON_FREE);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	if (atomic_load(&tls_stop))
-		event_base_loopbreak(arg);
-}
-
-static void *tls_main(void *arg)
-{
-	(void)arg;
-	struct event_base *b = event_base_new();
-	struct evhttp *http = evhttp_new(b);
-	evhttp_set_bevcb(http, tls_bev, NULL);
-	evhttp_set_gencb(http, hook_cb, NULL);
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof sa;
-	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
-	tls_port = ntohs(sa.sin_port);
-	atomic_store(&tls_bound, 1);
-	struct event *tick = event_new(b, -1, EV_PERSIST, tick_cb, b);
-	struct timeval tv = {0, 20000};
-	event_add(tick, &tv);
-	event_base_dispatch(b);
-	event_free(tick);
-	evhttp_free(http);
-	event_base_free(b);
-	return NULL;
 }
 
 /* A CA and a server certificate for 127.0.0.1 signed by it, in dir. */
@@ -111,12 +79,10 @@ static void setup(void)
 	snprintf(key, sizeof key, "%s/server.key", dir);
 	ck_assert_int_eq(SSL_CTX_use_certificate_file(tls_ctx, cert, SSL_FILETYPE_PEM), 1);
 	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(tls_ctx, key, SSL_FILETYPE_PEM), 1);
-	atomic_store(&tls_stop, false);
 	atomic_store(&tls_hits, 0);
-	atomic_store(&tls_bound, 0);
-	ck_assert_int_eq(pthread_create(&tls_thread, NULL, tls_main, NULL), 0);
-	while (!atomic_load(&tls_bound))
-		usleep(1000);
+	tls_sink.handler = hook_cb;
+	tls_sink.bevcb = tls_bev;
+	th_server_start(&tls_sink);
 	th_db_create_migrated(url, sizeof url);
 	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('100001', 'Home', 'mainstream')");
 	th_key_create(url, "100001", home, sizeof home);
@@ -126,8 +92,7 @@ static void teardown(void)
 {
 	if (d.pid > 0)
 		th_daemon_stop(&d, SIGKILL);
-	atomic_store(&tls_stop, true);
-	pthread_join(tls_thread, NULL);
+	th_server_stop(&tls_sink);
 	SSL_CTX_free(tls_ctx);
 }
 

@@ -1,6 +1,6 @@
 /*
  * webhooks: subscriptions through the real daemon's API and deliveries to an HTTP sink
- * running in a thread of the test process. Creation rules (secret shown once, scope,
+ * running in a thread of the test process (th_server). Creation rules (secret shown once, scope,
  * URL and address policy, event types), end-to-end signed delivery of an event
  * committed to the database, manual retry with the same webhook-id, secret rotation
  * (two valid signatures), deletion, and the deliveries listing.
@@ -21,6 +21,7 @@
 
 #include "../harness.h"
 #include "../suites.h"
+#include "../th_server.h"
 #include "dualreg/sign.h"
 
 struct sink_hit {
@@ -30,13 +31,11 @@ struct sink_hit {
 	char body[1024];
 };
 
-static pthread_t sink_thread;
+static struct th_server sink = {.handler = NULL};
 static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
-static atomic_bool sink_stop;
 static struct sink_hit sink_hits[64];
 static int sink_n;
-static unsigned sink_port;
-static int sink_bound;
+#define sink_port sink.port
 
 static char url[1024];
 static struct th_daemon d;
@@ -66,39 +65,6 @@ static void sink_cb(struct evhttp_request *req, void *arg)
 	evhttp_send_reply(req, 204, "No Content", NULL);
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	if (atomic_load(&sink_stop))
-		event_base_loopbreak(arg);
-}
-
-/* The sink's own loop, in its own thread; no libevent call crosses threads. */
-static void *sink_main(void *arg)
-{
-	(void)arg;
-	struct event_base *b = event_base_new();
-	struct evhttp *http = evhttp_new(b);
-	evhttp_set_gencb(http, sink_cb, NULL);
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof sa;
-	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
-	pthread_mutex_lock(&sink_mu);
-	sink_port = ntohs(sa.sin_port);
-	sink_bound = 1;
-	pthread_mutex_unlock(&sink_mu);
-	struct event *tick = event_new(b, -1, EV_PERSIST, tick_cb, b);
-	struct timeval tv = {0, 20000};
-	event_add(tick, &tv);
-	event_base_dispatch(b);
-	event_free(tick);
-	evhttp_free(http);
-	event_base_free(b);
-	return NULL;
-}
-
 static int hits(void)
 {
 	pthread_mutex_lock(&sink_mu);
@@ -117,12 +83,9 @@ static void wait_hits(int want)
 
 static void setup(void)
 {
-	atomic_store(&sink_stop, false);
 	sink_n = 0;
-	sink_bound = 0;
-	ck_assert_int_eq(pthread_create(&sink_thread, NULL, sink_main, NULL), 0);
-	while (!sink_bound)
-		usleep(1000);
+	sink.handler = sink_cb;
+	th_server_start(&sink);
 	th_db_create_migrated(url, sizeof url);
 	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('100001', 'Home', "
 		    "'mainstream'), ('100002', 'PRU', 'pru')");
@@ -140,8 +103,7 @@ static void teardown(void)
 {
 	if (d.pid > 0)
 		th_daemon_stop(&d, SIGKILL);
-	atomic_store(&sink_stop, true);
-	pthread_join(sink_thread, NULL);
+	th_server_stop(&sink);
 }
 
 static const char *str(const cJSON *o, const char *k)
