@@ -169,16 +169,23 @@ void h_schools_list(struct api_req *r)
 	    2, params);
 }
 
-void h_school_get(struct api_req *r)
+/*
+ * A read of one school's data, for admin or that school's own key ($1 the URN, $2 the
+ * key's school or NULL for admin): another school's key, like an unknown URN, gets 404.
+ */
+static void school_read(struct api_req *r, const char *sql)
 {
 	const char *urn = path_urn(r);
 	if (urn == NULL)
 		return;
 	const char *params[] = {urn, key_scope(r)};
-	sql_reply_query(r,
-			"SELECT 200, dualreg_school_json(s) FROM schools s "
-			"WHERE s.urn = $1 AND ($2::text IS NULL OR s.urn = $2)",
-			2, params);
+	sql_reply_query(r, sql, 2, params);
+}
+
+void h_school_get(struct api_req *r)
+{
+	school_read(r, "SELECT 200, dualreg_school_json(s) FROM schools s "
+		       "WHERE s.urn = $1 AND ($2::text IS NULL OR s.urn = $2)");
 }
 
 /*
@@ -278,26 +285,14 @@ void h_school_patch(struct api_req *r)
 
 void h_school_pull(struct api_req *r)
 {
-	const char *urn = path_urn(r);
-	if (urn == NULL)
-		return;
-	const char *params[] = {urn, key_scope(r)};
-	sql_reply_query(r,
-			"SELECT 200, dualreg_pull_status(urn) FROM schools "
-			"WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)",
-			2, params);
+	school_read(r, "SELECT 200, dualreg_pull_status(urn) FROM schools "
+		       "WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)");
 }
 
 void h_closures_get(struct api_req *r)
 {
-	const char *urn = path_urn(r);
-	if (urn == NULL)
-		return;
-	const char *params[] = {urn, key_scope(r)};
-	sql_reply_query(r,
-			"SELECT 200, dualreg_closures_json(urn) FROM schools "
-			"WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)",
-			2, params);
+	school_read(r, "SELECT 200, dualreg_closures_json(urn) FROM schools "
+		       "WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)");
 }
 
 struct closure_item {
