@@ -167,40 +167,31 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	    next.listen_port != d->cfg.listen_port)
 		log_warn("reload: listen address changes need a restart", "");
 	if (strcmp(next.database_url, d->cfg.database_url) != 0 ||
-	    next.pool_size != d->cfg.pool_size)
-		log_warn("reload: database url and pool size changes need a restart", "");
+	    next.pool_size != d->cfg.pool_size || next.connect_timeout_ms != d->cfg.connect_timeout_ms)
+		log_warn("reload: database url, pool size and connect timeout changes need a restart",
+			 "");
 	if (next.max_body_size != d->cfg.max_body_size ||
 	    next.max_header_size != d->cfg.max_header_size)
 		log_warn("reload: body and header size limits change at restart", "");
-	d->cfg.log_level = next.log_level;
-	d->cfg.request_timeout_ms = next.request_timeout_ms;
-	d->cfg.drain_timeout_ms = next.drain_timeout_ms;
-	d->cfg.max_requests = next.max_requests;
-	d->cfg.rate_per_second = next.rate_per_second;
-	d->cfg.rate_burst = next.rate_burst;
-	d->cfg.webhook_timeout_ms = next.webhook_timeout_ms;
-	memcpy(d->cfg.webhook_schedule_ms, next.webhook_schedule_ms, sizeof next.webhook_schedule_ms);
-	d->cfg.webhook_schedule_len = next.webhook_schedule_len;
-	d->cfg.webhook_max_in_flight = next.webhook_max_in_flight;
-	d->cfg.webhook_per_subscription = next.webhook_per_subscription;
-	d->cfg.pull_timeout_ms = next.pull_timeout_ms;
-	d->cfg.pull_max_page = next.pull_max_page;
-	d->cfg.pull_max_concurrent = next.pull_max_concurrent;
-	d->cfg.outbound_allow_http = next.outbound_allow_http;
-	d->cfg.outbound_allow_private = next.outbound_allow_private;
-	char *old_ca = d->cfg.outbound_ca_file;
-	d->cfg.outbound_ca_file = next.outbound_ca_file;
-	next.outbound_ca_file = old_ca; /* freed with next */
+	/* Everything reloadable comes from the new file; what only a restart can change
+	 * stays as it is running. */
+	struct config old = d->cfg;
+	d->cfg = next;
+	memcpy(d->cfg.listen_host, old.listen_host, sizeof old.listen_host);
+	d->cfg.listen_port = old.listen_port;
+	free(d->cfg.database_url);
+	d->cfg.database_url = old.database_url;
+	old.database_url = NULL;
+	d->cfg.pool_size = old.pool_size;
+	d->cfg.connect_timeout_ms = old.connect_timeout_ms;
+	d->cfg.max_body_size = old.max_body_size;
+	d->cfg.max_header_size = old.max_header_size;
+	cfg_free(&old);
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	outbox_configure(d->outbox, &oo);
-	d->cfg.key_cache_ttl_ms = next.key_cache_ttl_ms;
-	d->cfg.derive_at_min = next.derive_at_min;
 	jobs_reschedule(d->jobs);
-	d->cfg.alert_missing_grace_ms = next.alert_missing_grace_ms;
-	d->cfg.alert_check_interval_ms = next.alert_check_interval_ms;
 	alerts_reschedule(d->alerts);
-	log_set_level(next.log_level);
-	cfg_free(&next);
+	log_set_level(d->cfg.log_level);
 	log_info("reloaded", "log_level=%s", log_level_name(d->cfg.log_level));
 	sd_notify(0, "READY=1");
 }
