@@ -19,6 +19,7 @@ SYSCONFDIR ?= /etc
 SBINDIR   = $(PREFIX)/sbin
 BINDIR    = $(PREFIX)/bin
 DATADIR   = $(PREFIX)/share/dualreg
+MANDIR    = $(PREFIX)/share/man
 UNITDIR   ?= /lib/systemd/system
 
 SAN ?=
@@ -158,13 +159,14 @@ lint-openapi: $(LINT_STAMP)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
-	  $(DESTDIR)$(SYSCONFDIR)/dualreg $(DESTDIR)$(UNITDIR)
+	  $(DESTDIR)$(SYSCONFDIR)/dualreg $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(BUILD)/dualregd $(DESTDIR)$(SBINDIR)/dualregd
 	install -m 755 $(BUILD)/dualregctl $(DESTDIR)$(BINDIR)/dualregctl
 	install -m 644 $(MIGRATIONS) $(DESTDIR)$(DATADIR)/sql/
 	install -m 644 config/dualreg.conf.example $(DESTDIR)$(SYSCONFDIR)/dualreg/dualreg.conf.example
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/dualregd.service > $(DESTDIR)$(UNITDIR)/dualregd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/dualregd.service
+	install -m 644 man/dualregd.8 man/dualregctl.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	rm -rf build
