@@ -36,6 +36,7 @@ int main(void)
 	srunner_add_suite(sr, jobs_suite());
 	srunner_add_suite(sr, listen_suite());
 	srunner_add_suite(sr, reads_suite());
+	srunner_add_suite(sr, changes_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -28,8 +28,12 @@ Suite *registry_suite(void);
 void registry_registration_tests(TCase *tc);
 /* marks and the derive job */
 Suite *marks_suite(void);
+/* the marks suite's history, concurrency and derive tests (check_marks_history.c) */
+void marks_history_tests(TCase *tc);
+void marks_derive_tests(Suite *s);
 Suite *jobs_suite(void);
 Suite *reads_suite(void);
+Suite *changes_suite(void); /* the change feed, on the reads fixture */
 Suite *listen_suite(void);
 
 #endif
