@@ -9,7 +9,7 @@ packages=(
   libevent-dev libpq-dev libcjson-dev libcurl4-openssl-dev libssl-dev
   libinih-dev libsystemd-dev check
   postgresql-15 postgresql-client-15
-  valgrind curl ca-certificates openssl
+  valgrind curl ca-certificates openssl systemd
 )
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${packages[@]}"; exit 0; fi
 

@@ -22,6 +22,7 @@ int main(void)
 	srunner_add_suite(sr, alerts_suite());
 	srunner_add_suite(sr, pull_suite());
 	srunner_add_suite(sr, tls_suite());
+	srunner_add_suite(sr, unit_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, daemon_suite());

@@ -18,6 +18,7 @@ Suite *webhooks_suite(void);
 Suite *alerts_suite(void);
 Suite *pull_suite(void);
 Suite *tls_suite(void);
+Suite *unit_suite(void);
 /* platform: authentication, Idempotency-Key, dualregctl */
 Suite *auth_suite(void);
 Suite *idempotency_unit_suite(void);
