@@ -27,6 +27,7 @@
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/log.h"
+#include "dualreg/metrics.h"
 #include "dualreg/problem.h"
 
 #define TABLE_SIZE 4096 /* power of two */
@@ -149,6 +150,7 @@ static void admit(struct api_req *r, void (*next)(struct api_req *r))
 		char secs[16];
 		snprintf(secs, sizeof secs, "%d", (int)ceil(retry));
 		api_set_header(r, "Retry-After", secs);
+		metrics_rate_limited();
 		api_reply_error(r, 429, NULL,
 				"rate limit of %u requests per second (burst %u) exceeded for "
 				"this key",

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "dualreg/problem.h"
+#include "dualreg/metrics.h"
 #include "handlers.h"
 
 #define MARKS_MAX_ITEMS 1000
@@ -234,6 +235,11 @@ static void marks_ingested(struct api_req *r, PGresult *res)
 		api_reply_error(r, 500, NULL, "the database answered unreadable JSON");
 		return;
 	}
+	const cJSON *c = cJSON_GetObjectItem(answer, "counts");
+	metrics_marks("api", (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "created")),
+		      (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "amended")),
+		      (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "unchanged")),
+		      (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "rejected")));
 	api_reply_json(r, 200, answer);
 }
 

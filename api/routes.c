@@ -6,6 +6,8 @@
 const struct router_route api_routes[] = {
     {RM_GET, "/healthz", "healthz", ROUTE_PUBLIC, H(h_healthz)},
     {RM_GET, "/readyz", "readyz", ROUTE_PUBLIC, H(h_readyz)},
+    /* its own access check: an admin key or the [metrics] token */
+    {RM_GET, "/metrics", "metrics", ROUTE_PUBLIC, H(h_metrics)},
     /* webhooks */
     {RM_POST, "/v1/subscriptions", "subscriptions", ROUTE_KEY, H(h_subscriptions_create)},
     {RM_GET, "/v1/subscriptions", "subscriptions", ROUTE_KEY, H(h_subscriptions_list)},

@@ -42,6 +42,7 @@
 #include "dualreg/log.h"
 #include "dualreg/problem.h"
 #include "dualreg/status_cache.h"
+#include "dualreg/metrics.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
 
@@ -198,6 +199,7 @@ static void send_raw(struct evhttp_request *req, int status, const char *ctype, 
 static void send_problem_now(struct evhttp_request *req, cJSON *problem)
 {
 	int status = cJSON_GetObjectItemCaseSensitive(problem, "status")->valueint;
+	metrics_http(METRICS_MAX_ROUTES, status, 0);
 	char *text = cJSON_PrintUnformatted(problem);
 	cJSON_Delete(problem);
 	send_raw(req, status, PROBLEM_CONTENT_TYPE, text, strlen(text));
@@ -252,6 +254,7 @@ static void req_finish(struct req_slot *slot, int status)
 	if (slot->r.method & (RM_POST | RM_PUT | RM_PATCH | RM_DELETE))
 		status_cache_invalidate(slot->r.env->status_cache);
 	struct api_server *s = slot->r.srv;
+	metrics_http((size_t)(slot->r.route - api_routes), status, ms_since(&slot->started) / 1e3);
 	log_debug("request", "method=%s route=%s status=%d ms=%.2f",
 		  method_name(slot->r.method), slot->r.route->name, status,
 		  ms_since(&slot->started));
@@ -529,6 +532,10 @@ struct api_server *api_server_new(const struct api_env *env, char *err, size_t e
 	struct api_server *s = xcalloc(1, sizeof *s);
 	s->env = env;
 	the_server = s;
+	const char *names[METRICS_MAX_ROUTES];
+	for (size_t i = 0; i < api_nroutes && i < METRICS_MAX_ROUTES; i++)
+		names[i] = api_routes[i].name;
+	metrics_set_routes(names, api_nroutes);
 	TAILQ_INIT(&s->inflight);
 	event_assign(&s->ev_drained, env->base, -1, 0, drained_cb, s);
 	s->http = evhttp_new(env->base);

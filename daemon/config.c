@@ -63,6 +63,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"pull", "max_concurrent", CFG_UINT, OFF(pull_max_concurrent), 1, 256},
 	{"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000},
 	{"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0},
+	{"metrics", "token", CFG_OPTSTRING, OFF(metrics_token), 0, 0},
 	{"alerts", "missing_grace", CFG_DURATION, OFF(alert_missing_grace_ms), 0, 86400000},
 	{"alerts", "check_interval", CFG_DURATION, OFF(alert_check_interval_ms), 100, 3600000},
 };
@@ -120,6 +121,8 @@ void cfg_free(struct config *cfg)
 	cfg->database_url = NULL;
 	free(cfg->outbound_ca_file);
 	cfg->outbound_ca_file = NULL;
+	free(cfg->metrics_token);
+	cfg->metrics_token = NULL;
 }
 
 int cfg_parse_listen(const char *text, char *host, size_t hostlen, uint16_t *port,

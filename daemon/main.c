@@ -246,7 +246,8 @@ static int run(struct daemon *d)
 				  .cfg = &d->cfg,
 				  .dns = d->dns,
 				  .listener = d->listener,
-				  .status_cache = d->status_cache};
+				  .status_cache = d->status_cache,
+				  .outbox = d->outbox};
 	d->idem_purger = idem_purger_start(d->base, d->db);
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {

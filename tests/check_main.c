@@ -23,6 +23,7 @@ int main(void)
 	srunner_add_suite(sr, pull_suite());
 	srunner_add_suite(sr, tls_suite());
 	srunner_add_suite(sr, unit_suite());
+	srunner_add_suite(sr, metrics_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, daemon_suite());

@@ -19,6 +19,7 @@
 #include "dualreg/endpoint.h"
 #include "dualreg/httpc.h"
 #include "dualreg/log.h"
+#include "dualreg/metrics.h"
 #include "dualreg/xalloc.h"
 
 struct puller {
@@ -90,6 +91,7 @@ static void recorded(PGresult *res, const char *err, void *arg)
 /* Ends the run with an error: back off, keep the error for the school's status. */
 static void run_fail(struct pull_run *r, const char *why)
 {
+	metrics_pull_run(0);
 	log_warn("feed pull failed", "urn=%s page=%d err=\"%s\"", r->urn, r->pages + 1, why);
 	const char *params[] = {r->urn, r->p->owner, why};
 	r->op = dbp_query(r->p->db, "SELECT dualreg_pull_failed($1, $2, $3)", 3, params, recorded,
@@ -124,6 +126,10 @@ static void applied(PGresult *res, const char *err, void *arg)
 		return;
 	}
 	const cJSON *counts = cJSON_GetObjectItem(out, "counts");
+	metrics_marks("pull", cJSON_GetObjectItem(counts, "created")->valueint,
+		      cJSON_GetObjectItem(counts, "amended")->valueint,
+		      cJSON_GetObjectItem(counts, "unchanged")->valueint,
+		      cJSON_GetObjectItem(counts, "rejected")->valueint);
 	log_info("feed page applied", "urn=%s page=%d created=%d amended=%d unchanged=%d rejected=%d",
 		 r->urn, r->pages + 1, cJSON_GetObjectItem(counts, "created")->valueint,
 		 cJSON_GetObjectItem(counts, "amended")->valueint,
@@ -140,6 +146,7 @@ static void applied(PGresult *res, const char *err, void *arg)
 		fetch(r);
 		return;
 	}
+	metrics_pull_run(1);
 	const char *params[] = {r->urn, r->p->owner};
 	r->op = dbp_query(r->p->db, "SELECT dualreg_pull_release($1, $2)", 2, params, recorded, r);
 }

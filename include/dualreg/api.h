@@ -28,6 +28,7 @@ struct api_server;
 struct idem_claim;
 struct db_listener;
 struct status_cache;
+struct outbox;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
 struct evdns_base;
@@ -39,6 +40,7 @@ struct api_env {
 	struct evdns_base *dns; /* asynchronous name resolution on the loop */
 	struct db_listener *listener; /* change notifications (listen.h); may be NULL */
 	struct status_cache *status_cache; /* pupil status bodies (status_cache.h); may be NULL */
+	const struct outbox *outbox;       /* for its statistics; may be NULL */
 };
 
 /* The caller, once authenticated (see auth.h). */

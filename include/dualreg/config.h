@@ -53,6 +53,8 @@ struct config {
 	/* [alerts] */
 	unsigned alert_missing_grace_ms;  /* after register close, before attendance.missing */
 	unsigned alert_check_interval_ms; /* how often missing marks are looked for */
+	/* [metrics] */
+	char *metrics_token; /* a bearer token for scrapers instead of an admin key; owned */
 	/* [jobs] */
 	unsigned derive_at_min; /* daily derived-D run: minutes after midnight, London time */
 };

@@ -1,0 +1,71 @@
+/*
+ * metrics: GET /metrics in the Prometheus text format (metrics.h). For an admin key,
+ * or for the [metrics] token when one is configured. Counters come from memory; the
+ * outbox backlog and alert totals are read from the database (if it answers, else they
+ * are left out).
+ */
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dualreg/auth.h"
+#include "dualreg/config.h"
+#include "dualreg/db.h"
+#include "dualreg/metrics.h"
+#include "dualreg/outbox.h"
+#include "handlers.h"
+
+static void rendered(struct api_req *r, PGresult *res)
+{
+	struct dbp_stats pool;
+	struct outbox_stats ob;
+	dbp_stats(r->env->db, &pool);
+	struct metrics_snapshot snap = {.pool = &pool, .outbox_backlog = -1, .alerts_absent = -1};
+	if (r->env->outbox != NULL) {
+		outbox_stats(r->env->outbox, &ob);
+		snap.outbox = &ob;
+	}
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		snap.outbox_backlog = atol(PQgetvalue(res, 0, 0));
+		snap.outbox_oldest_s = atof(PQgetvalue(res, 0, 1));
+		snap.alerts_absent = atol(PQgetvalue(res, 0, 2));
+		snap.alerts_missing = atol(PQgetvalue(res, 0, 3));
+	}
+	char *text = metrics_render(&snap);
+	api_reply_raw(r, 200, "text/plain; version=0.0.4", text);
+	free(text);
+}
+
+static void serve(struct api_req *r)
+{
+	api_query(r,
+		  "SELECT (SELECT count(*) FROM deliveries WHERE status = 'pending'), "
+		  "coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries "
+		  "WHERE status = 'pending'), 0), "
+		  "(SELECT count(*) FROM events WHERE type = 'attendance.absent'), "
+		  "(SELECT count(*) FROM events WHERE type = 'attendance.missing')",
+		  0, NULL, rendered);
+}
+
+static void serve_admin(struct api_req *r)
+{
+	if (!r->key.admin) {
+		api_reply_error(r, 403, NULL, "metrics need an admin key or the metrics token");
+		return;
+	}
+	serve(r);
+}
+
+void h_metrics(struct api_req *r)
+{
+	const char *token = r->env->cfg->metrics_token;
+	const char *h = api_header(r, "Authorization");
+	/* Compared in constant time, like any secret. */
+	if (token != NULL && h != NULL && strncmp(h, "Bearer ", 7) == 0 &&
+	    strlen(h + 7) == strlen(token) && CRYPTO_memcmp(h + 7, token, strlen(token)) == 0) {
+		serve(r);
+		return;
+	}
+	auth_check(r, serve_admin);
+}
