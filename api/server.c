@@ -255,9 +255,10 @@ static void req_finish(struct req_slot *slot, int status)
 		status_cache_invalidate(slot->r.env->status_cache);
 	struct api_server *s = slot->r.srv;
 	metrics_http((size_t)(slot->r.route - api_routes), status, ms_since(&slot->started) / 1e3);
-	log_debug("request", "method=%s route=%s status=%d ms=%.2f",
-		  method_name(slot->r.method), slot->r.route->name, status,
-		  ms_since(&slot->started));
+	if (slot->r.env->cfg->log_access)
+		log_info("request", "method=%s route=%s status=%d ms=%.2f key=%lld",
+			 method_name(slot->r.method), slot->r.route->name, status,
+			 ms_since(&slot->started), slot->r.key.id);
 	req_release_work(&slot->r);
 	evtimer_del(&slot->ev_deadline);
 	TAILQ_REMOVE(&s->inflight, slot, link);

@@ -51,6 +51,7 @@ max_body_size = 4M
 pool_size = 4
 [log]
 level = warn
+access = false
 [limits]
 rate = 1000000
 burst = 1000000

@@ -49,6 +49,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"database", "pool_size", CFG_UINT, OFF(pool_size), 1, 64},
 	{"database", "connect_timeout", CFG_DURATION, OFF(connect_timeout_ms), 100, 120000},
 	{"log", "level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
+	{"log", "access", CFG_BOOL, OFF(log_access), 0, 1},
 	{"limits", "rate", CFG_UINT, OFF(rate_per_second), 1, 1000000},
 	{"limits", "burst", CFG_UINT, OFF(rate_burst), 1, 1000000},
 	{"webhooks", "timeout", CFG_DURATION, OFF(webhook_timeout_ms), 100, 300000},
@@ -95,6 +96,7 @@ void cfg_defaults(struct config *cfg)
 	cfg->pool_size = 4;
 	cfg->connect_timeout_ms = 5000;
 	cfg->log_level = LOG_INFO;
+	cfg->log_access = true;
 	cfg->rate_per_second = 50;
 	cfg->rate_burst = 200;
 	cfg->webhook_timeout_ms = 15000;

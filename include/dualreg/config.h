@@ -32,6 +32,7 @@ struct config {
 	unsigned connect_timeout_ms;
 	/* [log] */
 	enum log_level log_level;
+	bool log_access; /* one info line per request */
 	/* [limits] per API key: a token bucket */
 	unsigned rate_per_second;
 	unsigned rate_burst;

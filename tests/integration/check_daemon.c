@@ -60,6 +60,8 @@ START_TEST(test_health_and_ready)
 	th_resp_free(&r);
 	ck_assert_int_eq(th_daemon_stop(&d, SIGTERM), 0);
 	ck_assert(th_daemon_log_contains(&d, "msg=\"stopped\""));
+	/* The access log: one line per request, no secrets. */
+	ck_assert(th_daemon_log_contains(&d, "msg=\"request\" method=GET route=readyz status=200"));
 }
 END_TEST
 
