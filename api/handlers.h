@@ -16,6 +16,7 @@ extern const size_t api_nroutes;
 void h_healthz(struct api_req *r);
 void h_readyz(struct api_req *r);
 void h_metrics(struct api_req *r);
+void h_audit(struct api_req *r);
 
 /* webhooks (h_subscriptions.c, h_deliveries.c) */
 void h_subscriptions_create(struct api_req *r);

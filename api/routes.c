@@ -18,6 +18,7 @@ const struct router_route api_routes[] = {
     {RM_POST, "/v1/deliveries/{id}/retry", "delivery", ROUTE_KEY, H(h_deliveries_retry)},
     /* platform: the caller's identity */
     {RM_GET, "/v1/me", "me", ROUTE_KEY, H(h_me)},
+    {RM_GET, "/v1/audit", "audit", ROUTE_ADMIN, H(h_audit)},
     /* registry */
     {RM_POST, "/v1/schools", "schools.create", ROUTE_ADMIN, H(h_schools_create)},
     {RM_GET, "/v1/schools", "schools.list", ROUTE_ADMIN, H(h_schools_list)},

@@ -43,6 +43,7 @@
 #include "dualreg/problem.h"
 #include "dualreg/status_cache.h"
 #include "dualreg/metrics.h"
+#include "dualreg/audit.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
 
@@ -254,6 +255,11 @@ static void req_finish(struct req_slot *slot, int status)
 	if (slot->r.method & (RM_POST | RM_PUT | RM_PATCH | RM_DELETE))
 		status_cache_invalidate(slot->r.env->status_cache);
 	struct api_server *s = slot->r.srv;
+	/* Every answered read of one pupil's data is recorded: who, which pupil, how. */
+	if (status == 200 && slot->r.method == RM_GET && slot->r.key.id != 0 &&
+	    strncmp(slot->r.route->pattern, "/v1/pupils/{upn}", 16) == 0)
+		audit_read(slot->r.env->audit, slot->r.key.id, slot->r.key.name,
+			   slot->r.params.value[0], slot->r.route->name);
 	metrics_http((size_t)(slot->r.route - api_routes), status, ms_since(&slot->started) / 1e3);
 	if (slot->r.env->cfg->log_access)
 		log_info("request", "method=%s route=%s status=%d ms=%.2f key=%lld",

@@ -27,6 +27,7 @@
 #include "dualreg/idempotency.h"
 #include "dualreg/jobs.h"
 #include "dualreg/alerts.h"
+#include "dualreg/audit.h"
 #include "dualreg/listen.h"
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
@@ -50,11 +51,12 @@ struct daemon {
 	struct idem_purger *idem_purger;
 	struct jobs *jobs;
 	struct alerts *alerts;
+	struct audit *audit;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
 	bool stopping;
-	bool api_drained, outbox_drained, pull_drained;
+	bool api_drained, outbox_drained, pull_drained, audit_flushing;
 };
 
 /* The webhook dispatcher's options from the [webhooks] configuration. */
@@ -84,11 +86,20 @@ static void usage(FILE *out)
 }
 
 /* Exits the loop once both the API and the webhook dispatcher have finished. */
+static void audit_flushed_cb(void *arg)
+{
+	struct daemon *d = arg;
+	log_info("drained", "");
+	event_base_loopexit(d->base, NULL);
+}
+
+/* Once requests, deliveries and feed reads are done, the last access records are
+ * written, then the loop ends. */
 static void maybe_exit(struct daemon *d)
 {
-	if (d->api_drained && d->outbox_drained && d->pull_drained) {
-		log_info("drained", "");
-		event_base_loopexit(d->base, NULL);
+	if (d->api_drained && d->outbox_drained && d->pull_drained && !d->audit_flushing) {
+		d->audit_flushing = true;
+		audit_flush(d->audit, audit_flushed_cb, d);
 	}
 }
 
@@ -241,13 +252,15 @@ static int run(struct daemon *d)
 	d->listener = dbl_new(d->base, d->cfg.database_url, d->cfg.connect_timeout_ms,
 			      "dualreg_events");
 	d->status_cache = status_cache_new(d->listener);
+	d->audit = audit_new(d->base, d->db);
 	d->env = (struct api_env){.base = d->base,
 				  .db = d->db,
 				  .cfg = &d->cfg,
 				  .dns = d->dns,
 				  .listener = d->listener,
 				  .status_cache = d->status_cache,
-				  .outbox = d->outbox};
+				  .outbox = d->outbox,
+				  .audit = d->audit};
 	d->idem_purger = idem_purger_start(d->base, d->db);
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
@@ -294,6 +307,7 @@ static void teardown(struct daemon *d)
 	jobs_free(d->jobs);
 	alerts_free(d->alerts);
 	status_cache_free(d->status_cache);
+	audit_free(d->audit);
 	dbl_free(d->listener);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,

@@ -29,6 +29,7 @@ struct idem_claim;
 struct db_listener;
 struct status_cache;
 struct outbox;
+struct audit;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
 struct evdns_base;
@@ -41,6 +42,7 @@ struct api_env {
 	struct db_listener *listener; /* change notifications (listen.h); may be NULL */
 	struct status_cache *status_cache; /* pupil status bodies (status_cache.h); may be NULL */
 	const struct outbox *outbox;       /* for its statistics; may be NULL */
+	struct audit *audit;               /* records reads of pupil data; may be NULL */
 };
 
 /* The caller, once authenticated (see auth.h). */

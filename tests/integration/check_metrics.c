@@ -1,8 +1,9 @@
-/* metrics: GET /metrics for an admin key or the configured token only, and the counters
- * it shows following what the daemon did. */
+/* metrics and audit: GET /metrics for an admin key or the configured token only, the
+ * counters following what the daemon did; reads of pupil data recorded in the audit. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../harness.h"
 #include "../suites.h"
@@ -17,9 +18,7 @@ static void setup(void)
 	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('100001', 'Home', 'mainstream')");
 	th_key_create(url, NULL, admin, sizeof admin);
 	th_key_create(url, "100001", school, sizeof school);
-	th_daemon_start(&d, url,
-			"[metrics]\ntoken = scrape-token-123456\n[limits]\nrate = 1\nburst = 2\n",
-			false);
+	th_daemon_start(&d, url, "[metrics]\ntoken = scrape-token-123456\n", false);
 }
 
 static void teardown(void)
@@ -30,6 +29,11 @@ static void teardown(void)
 
 START_TEST(test_access_and_counters)
 {
+	/* A tight rate limit, to see a refusal counted. */
+	th_daemon_stop(&d, SIGTERM);
+	th_daemon_start(&d, url,
+			"[metrics]\ntoken = scrape-token-123456\n[limits]\nrate = 1\nburst = 2\n",
+			false);
 	struct th_resp r;
 	th_api(&d, "GET", "/metrics", NULL, NULL, NULL, &r);
 	th_assert_problem(&r, 401);
@@ -75,6 +79,47 @@ START_TEST(test_access_and_counters)
 }
 END_TEST
 
+START_TEST(test_pupil_reads_are_audited)
+{
+	th_sql(url, "INSERT INTO pupils VALUES ('B801200005001', 'Ann', 'Bell', '2012-01-01');"
+		    "INSERT INTO registrations (upn, urn, role, start_date) VALUES "
+		    "('B801200005001', '100001', 'main', dualreg_today() - 10)");
+	struct th_resp r;
+	th_api(&d, "GET", "/v1/pupils/B801200005001", school, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	th_resp_free(&r);
+	th_api(&d, "GET", "/v1/pupils/B801200005001/status", admin, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	th_resp_free(&r);
+	th_api(&d, "GET", "/v1/audit?upn=B801200005001", school, NULL, NULL, &r);
+	th_assert_problem(&r, 403);
+	th_resp_free(&r);
+	th_api(&d, "GET", "/v1/audit?upn=nonsense", admin, NULL, NULL, &r);
+	th_assert_problem(&r, 422);
+	th_resp_free(&r);
+	/* Records are written within about a second. */
+	double deadline = th_now() + 10;
+	int n = 0;
+	while (th_now() < deadline) {
+		th_api(&d, "GET", "/v1/audit?upn=B801200005001", admin, NULL, NULL, &r);
+		ck_assert_int_eq(r.status, 200);
+		n = cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "reads"));
+		if (n == 2)
+			break;
+		th_resp_free(&r);
+		usleep(100000);
+	}
+	ck_assert_int_eq(n, 2);
+	const cJSON *newest = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "reads"), 0);
+	ck_assert_str_eq(cJSON_GetObjectItem(newest, "endpoint")->valuestring, "pupil_status");
+	const cJSON *oldest = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "reads"), 1);
+	ck_assert_str_eq(
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(oldest, "key"), "name")->valuestring,
+	    "school 100001");
+	th_resp_free(&r);
+}
+END_TEST
+
 Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -82,6 +127,7 @@ Suite *metrics_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_access_and_counters);
+	tcase_add_test(tc, test_pupil_reads_are_audited);
 	suite_add_tcase(s, tc);
 	return s;
 }

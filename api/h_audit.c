@@ -1,0 +1,49 @@
+/*
+ * audit: GET /v1/audit?upn=&cursor=&limit= (admin) — who read a pupil's data, newest
+ * first: when, which key, through which endpoint. Records arrive about a second after
+ * the read (see audit.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dualreg/problem.h"
+#include "dualreg/upn.h"
+#include "handlers.h"
+
+void h_audit(struct api_req *r)
+{
+	char upn[32] = "", cursor[24] = "", limit[8] = "100";
+	cJSON *p = problem_new(422, "invalid-parameter", NULL, "a query parameter is not valid");
+	bool bad = false;
+	char expected;
+	if (!api_query_param(r, "upn", upn, sizeof upn) || upn_validate(upn, &expected) != UPN_OK) {
+		problem_add_error(p, "/query/upn", "a valid UPN is required");
+		bad = true;
+	}
+	if (api_query_param(r, "cursor", cursor, sizeof cursor) &&
+	    (cursor[0] == '\0' || strspn(cursor, "0123456789") != strlen(cursor) ||
+	     strlen(cursor) > 18)) {
+		problem_add_error(p, "/query/cursor", "a cursor from next_cursor");
+		bad = true;
+	}
+	if (api_query_param(r, "limit", limit, sizeof limit) &&
+	    (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1 ||
+	     atoi(limit) > 1000)) {
+		problem_add_error(p, "/query/limit", "1 to 1000");
+		bad = true;
+	}
+	if (bad) {
+		api_reply_problem(r, p);
+		return;
+	}
+	cJSON_Delete(p);
+	const char *params[] = {upn, cursor[0] ? cursor : NULL, limit};
+	api_query(r,
+		  "WITH page AS (SELECT * FROM access_audit WHERE upn = $1 "
+		  "AND ($2::bigint IS NULL OR id < $2::bigint) ORDER BY id DESC LIMIT $3::integer) "
+		  "SELECT json_build_object('reads', coalesce(json_agg(json_build_object("
+		  "'at', at, 'key', json_build_object('id', key_id, 'name', key_name), "
+		  "'endpoint', endpoint) ORDER BY id DESC), '[]'), 'next_cursor', "
+		  "CASE WHEN count(*) = $3::integer THEN min(id)::text END) FROM page",
+		  3, params, api_reply_sql_json);
+}
