@@ -42,8 +42,9 @@ void h_audit(struct api_req *r)
 		  "WITH page AS (SELECT * FROM access_audit WHERE upn = $1 "
 		  "AND ($2::bigint IS NULL OR id < $2::bigint) ORDER BY id DESC LIMIT $3::integer) "
 		  "SELECT json_build_object('reads', coalesce(json_agg(json_build_object("
-		  "'at', at, 'key', json_build_object('id', key_id, 'name', key_name), "
-		  "'endpoint', endpoint) ORDER BY id DESC), '[]'), 'next_cursor', "
+		  "'at', at, 'last_at', last_at, 'reads', reads, 'key', json_build_object('id', "
+		  "key_id, 'name', key_name), 'endpoint', endpoint) ORDER BY id DESC), '[]'), "
+		  "'next_cursor', "
 		  "CASE WHEN count(*) = $3::integer THEN min(id)::text END) FROM page",
 		  3, params, api_reply_sql_json);
 }

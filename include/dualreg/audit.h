@@ -1,10 +1,12 @@
 /*
  * audit: records reads of pupil data (key, pupil, endpoint, time) in access_audit.
  * Reads are frequent and most are answered from memory, so records are buffered and
- * written in one statement per flush: every AUDIT_FLUSH_MS, or as soon as
- * AUDIT_BATCH records are waiting. The buffer is bounded (AUDIT_MAX_PENDING); if the
- * database stays away that long, the oldest records are dropped and the loss is
- * logged. A clean shutdown flushes what is left.
+ * written in one statement per flush: every AUDIT_FLUSH_MS, or as soon as AUDIT_BATCH
+ * distinct records are waiting. Repeated reads of one pupil by one key through one
+ * endpoint before a flush are one record with a count and the first and last time.
+ * The buffer is bounded (AUDIT_MAX_PENDING); if the database stays away that long,
+ * further new records are dropped and the loss is logged. A clean shutdown flushes
+ * what is left.
  */
 #ifndef DUALREG_AUDIT_H
 #define DUALREG_AUDIT_H
@@ -14,8 +16,8 @@ struct db_pool;
 struct audit;
 
 #define AUDIT_FLUSH_MS 1000
-#define AUDIT_BATCH 500
-#define AUDIT_MAX_PENDING 100000
+#define AUDIT_BATCH 20000
+#define AUDIT_MAX_PENDING 50000
 
 struct audit *audit_new(struct event_base *base, struct db_pool *db);
 /* Records that key (id, name) read upn's data through endpoint (a route name). */
