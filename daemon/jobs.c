@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dualreg/calendar.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/log.h"
@@ -25,17 +26,6 @@ struct jobs {
 	struct db_op *op;  /* the run in flight */
 	bool retry_pending; /* the timer is armed for a retry, not the daily time */
 };
-
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-static long days_from_civil(long y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	long era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (long)doe - 719468;
-}
 
 /* The year of a day count since 1970-01-01. */
 static long year_of_days(long z)
@@ -53,7 +43,7 @@ static long year_of_days(long z)
 /* Day count of the last Sunday of month m (March or October) of year y. */
 static long last_sunday(long y, unsigned m)
 {
-	long last = days_from_civil(y, m, 31);
+	long last = cal_days_from_civil(y, m, 31);
 	long wd = (last + 4) % 7; /* 1970-01-01 was a Thursday; 0 = Sunday */
 	if (wd < 0)
 		wd += 7;

@@ -14,6 +14,7 @@ int main(void)
 	SRunner *sr = srunner_create(config_suite());
 	srunner_add_suite(sr, router_suite());
 	srunner_add_suite(sr, problem_suite());
+	srunner_add_suite(sr, domain_suite());
 	srunner_add_suite(sr, openapi_suite());
 	srunner_add_suite(sr, sign_suite());
 	srunner_add_suite(sr, httpc_suite());

@@ -20,6 +20,7 @@ Suite *pull_suite(void);
 Suite *tls_suite(void);
 Suite *unit_suite(void);
 Suite *metrics_suite(void);
+Suite *domain_suite(void);
 /* platform: authentication, Idempotency-Key, dualregctl */
 Suite *auth_suite(void);
 Suite *idempotency_unit_suite(void);

@@ -42,16 +42,19 @@ bool cal_parse_date(const char *t, struct cal_date *out)
 	return true;
 }
 
-/* Days since 1970-01-01 (civil calendar arithmetic, valid for the years accepted). */
+long cal_days_from_civil(long y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	long era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long)doe - 719468;
+}
+
 static long days_from_civil(const struct cal_date *d)
 {
-	int y = d->year - (d->month <= 2);
-	long era = y / 400;
-	long yoe = y - era * 400;
-	long mp = (d->month + 9) % 12;
-	long doy = (153 * mp + 2) / 5 + d->day - 1;
-	long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
+	return cal_days_from_civil(d->year, (unsigned)d->month, (unsigned)d->day);
 }
 
 int cal_weekday(const struct cal_date *d)

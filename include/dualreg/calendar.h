@@ -15,6 +15,8 @@ struct cal_date {
 
 /* Parses "YYYY-MM-DD" strictly. */
 bool cal_parse_date(const char *text, struct cal_date *out);
+/* Days from 1970-01-01 to the civil (proleptic Gregorian) date y-m-d. */
+long cal_days_from_civil(long y, unsigned m, unsigned d);
 /* ISO weekday, Monday = 1 ... Sunday = 7. */
 int cal_weekday(const struct cal_date *d);
 /* Days from a to b (b - a). */
