@@ -5,6 +5,10 @@
 #   scripts/pg.sh start DIR   initialise on first use, start, print the libpq conninfo
 #   scripts/pg.sh stop DIR    stop it (fast shutdown); a stopped cluster is not an error
 #   scripts/pg.sh url DIR     print the conninfo without starting anything
+#   scripts/pg.sh standby PRIMARY_DIR DIR
+#                             make DIR a streaming standby of the running cluster in
+#                             PRIMARY_DIR (pg_basebackup), start it, print its conninfo
+#   scripts/pg.sh promote DIR promote the standby in DIR to a primary
 #
 # Layout: DIR/data (the cluster), DIR/run (the socket), DIR/postgres.log.
 # PG_FSYNC=off starts it without fsync (throw-away test clusters only).
@@ -14,8 +18,13 @@
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-cmd=${1:?usage: pg.sh start|stop|url DIR}
-dir=${2:?usage: pg.sh start|stop|url DIR}
+cmd=${1:?usage: pg.sh start|stop|url|standby|promote DIR}
+if [[ $cmd == standby ]]; then
+  primary=${2:?usage: pg.sh standby PRIMARY_DIR DIR}
+  dir=${3:?usage: pg.sh standby PRIMARY_DIR DIR}
+else
+  dir=${2:?usage: pg.sh start|stop|url|promote DIR}
+fi
 
 as_owner() {
   if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -84,5 +93,18 @@ case $cmd in
     if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
     fi ;;
+  standby)
+    primary=$(cd "$primary" && pwd -P)
+    resolve_dir
+    as_owner mkdir -p "$dir/run"
+    as_owner "$PG_BIN/pg_basebackup" -h "$primary/run" -U dualreg -D "$dir/data" -R -X stream \
+      >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    echo "unix_socket_directories = '$dir/run'" | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
+      || { tail -20 "$dir/postgres.log" >&2; exit 1; }
+    conninfo ;;
+  promote)
+    dir=$(cd "$dir" && pwd -P)
+    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null ;;
   *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -25,6 +25,7 @@ int main(void)
 	srunner_add_suite(sr, tls_suite());
 	srunner_add_suite(sr, unit_suite());
 	srunner_add_suite(sr, metrics_suite());
+	srunner_add_suite(sr, failover_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, daemon_suite());
@@ -32,6 +33,7 @@ int main(void)
 	srunner_add_suite(sr, auth_suite());
 	srunner_add_suite(sr, idempotency_unit_suite());
 	srunner_add_suite(sr, ctl_suite());
+	srunner_add_suite(sr, ctl_ops_suite());
 	srunner_add_suite(sr, registry_suite());
 	srunner_add_suite(sr, idempotency_suite());
 	/* marks and the derive job */
