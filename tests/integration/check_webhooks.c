@@ -488,6 +488,69 @@ START_TEST(test_kill_9_loses_nothing)
 }
 END_TEST
 
+START_TEST(test_two_daemons_share_the_work)
+{
+	/* Two daemons on one database: both answer the API; each delivery and each
+	 * missing-mark alert happens once; one is killed mid-work and the other finishes. */
+	char secret[128], id[16];
+	subscribe_home(secret, sizeof secret, id, sizeof id);
+	th_daemon_stop(&d, SIGTERM);
+	const char *ini = "[outbound]\nallow_http = true\nallow_private = true\n"
+			  "[webhooks]\ntimeout = 1s\nretry_schedule = 100ms, 100ms\n"
+			  "[alerts]\ncheck_interval = 100ms\nmissing_grace = 0s\n";
+	struct th_daemon d2;
+	th_daemon_start(&d, url, ini, false);
+	th_daemon_start(&d2, url, ini, false);
+	struct th_resp r;
+	th_api(&d, "GET", "/v1/me", home, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	th_resp_free(&r);
+	th_api(&d2, "GET", "/v1/me", home, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	th_resp_free(&r);
+
+	/* A pupil at the PRU every session, nothing marked, registers closed at midnight. */
+	th_sql(url, "UPDATE schools SET am_close = '00:00', pm_close = '00:00';"
+		    "INSERT INTO pupils VALUES ('B801200005001', 'Ann', 'Bell', '2012-01-01');"
+		    "INSERT INTO registrations (upn, urn, role, start_date) VALUES "
+		    "('B801200005001', '100001', 'main', dualreg_today() - 30),"
+		    "('B801200005001', '100002', 'subsidiary', dualreg_today() - 30);"
+		    "INSERT INTO registration_schedules SELECT id, start_date, 1023 "
+		    "FROM registrations WHERE role = 'subsidiary'");
+	th_sql(url, "SELECT dualreg_emit('mark.recorded', 'T' || lpad(i::text, 12, '0'), "
+		    "ARRAY['100001'], jsonb_build_object('upn', 'T' || lpad(i::text, 12, '0'))) "
+		    "FROM generate_series(1, 150) i");
+	double deadline = th_now() + 10;
+	while (hits() < 10 && th_now() < deadline)
+		usleep(1000);
+	ck_assert_int_eq(th_daemon_stop(&d2, SIGKILL), 128 + SIGKILL);
+
+	PGconn *c = PQconnectdb(url);
+	long delivered = 0, missing = -1, school_day = 0;
+	deadline = th_now() + 30;
+	while (th_now() < deadline) {
+		PGresult *res = PQexec(c,
+				       "SELECT (SELECT count(*) FROM deliveries d JOIN events e ON "
+				       "e.id = d.event_id WHERE d.status = 'delivered' AND "
+				       "e.type = 'mark.recorded'), "
+				       "(SELECT count(*) FROM events WHERE type = 'attendance.missing'), "
+				       "(SELECT count(*) FROM generate_series(1, 1) WHERE "
+				       "extract(isodow FROM dualreg_today()) <= 5)");
+		delivered = atol(PQgetvalue(res, 0, 0));
+		missing = atol(PQgetvalue(res, 0, 1));
+		school_day = atol(PQgetvalue(res, 0, 2));
+		PQclear(res);
+		if (delivered == 150 && missing == (school_day ? 2 : 0))
+			break;
+		usleep(100000);
+	}
+	PQfinish(c);
+	ck_assert_int_eq(delivered, 150);
+	/* Two daemons checking every 100 ms, yet each session's alert exists once. */
+	ck_assert_int_eq(missing, school_day ? 2 : 0);
+}
+END_TEST
+
 Suite *webhooks_suite(void)
 {
 	Suite *s = suite_create("webhooks");
@@ -501,6 +564,7 @@ Suite *webhooks_suite(void)
 	tcase_add_test(tc, test_missing_mark_alert_reaches_home_school);
 	tcase_add_test(tc, test_posted_mark_reaches_other_school);
 	tcase_add_test(tc, test_kill_9_loses_nothing);
+	tcase_add_test(tc, test_two_daemons_share_the_work);
 	suite_add_tcase(s, tc);
 	return s;
 }
