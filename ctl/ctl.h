@@ -24,5 +24,13 @@ int ctl_key_insert(PGconn *conn, const char *name, const char *urn, char *token,
 
 /* dualregctl seed --demo (ctl/seed.c). */
 int ctl_cmd_seed(const struct config *cfg, int argc, char **argv);
+/* dualregctl school add|list|show (ctl/school.c). */
+int ctl_cmd_school(const struct config *cfg, int argc, char **argv);
+/* dualregctl pupil import (ctl/pupil_import.c). */
+int ctl_cmd_pupil(const struct config *cfg, int argc, char **argv);
+/* dualregctl sync status (ctl/sync_status.c). */
+int ctl_cmd_sync(const struct config *cfg, int argc, char **argv);
+/* dualregctl purge --before DATE (ctl/purge.c). */
+int ctl_cmd_purge(const struct config *cfg, int argc, char **argv);
 
 #endif

@@ -33,6 +33,17 @@ static void usage(FILE *out)
 		"  key revoke ID                   revoke a key at once\n"
 		"  seed --demo                     add a small demo (idempotent) and print\n"
 		"                                  fresh demo keys as shell assignments\n"
+		"  school add --urn URN --name NAME --kind mainstream|pru|ap|special\n"
+		"             [--laestab NNNNNNN]  add a school\n"
+		"  school list [--json]            list schools\n"
+		"  school show URN [--json]        one school\n"
+		"  pupil import FILE.csv [--skip-bad]\n"
+		"                                  import pupils (upn,given_name,family_name,\n"
+		"                                  date_of_birth); all or nothing unless --skip-bad\n"
+		"  sync status [--json]            webhook deliveries and school pulls\n"
+		"  purge --before YYYY-MM-DD [--force]\n"
+		"                                  delete marks, history, events and audit records\n"
+		"                                  older than the date (six years kept unless --force)\n"
 		"\n"
 		"  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
 		"The migrations directory defaults to $DUALREG_SQL_DIR, else " DUALREG_SQLDIR ".\n");
@@ -335,6 +346,14 @@ int main(int argc, char **argv)
 		rc = cmd_key(&cfg, argc - i, argv + i);
 	} else if (strcmp(cmd, "seed") == 0) {
 		rc = ctl_cmd_seed(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "school") == 0) {
+		rc = ctl_cmd_school(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "pupil") == 0) {
+		rc = ctl_cmd_pupil(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "sync") == 0) {
+		rc = ctl_cmd_sync(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "purge") == 0) {
+		rc = ctl_cmd_purge(&cfg, argc - i, argv + i);
 	} else {
 		fprintf(stderr, "dualregctl: unknown command \"%s\"\n", cmd);
 		usage(stderr);

@@ -1,0 +1,409 @@
+/*
+ * pupil_import: `dualregctl pupil import FILE.csv [--skip-bad]`, bulk loading of pupils
+ * from a CSV file with the header upn,given_name,family_name,date_of_birth (RFC 4180
+ * quoting: fields in double quotes may hold commas, doubled quotes and line breaks;
+ * UTF-8, an optional byte-order mark).
+ *
+ * Every row is checked before anything is written: the UPN's format and check letter,
+ * names of 1 to 100 characters of valid UTF-8, a real date. A pupil already on file
+ * with the same data is "unchanged"; with different data the row is bad. Each bad row is
+ * reported as FILE:LINE: why (LINE: where the record starts). Without --skip-bad one bad
+ * row means nothing is imported (exit 1); with it the good rows are imported. Either way
+ * the writes are one transaction.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "dualreg/calendar.h"
+#include "dualreg/upn.h"
+#include "dualreg/xalloc.h"
+
+#define IMPORT_FIELDS 4
+#define IMPORT_FIELD_MAX 1024 /* bytes; longer is a bad row, not a crash */
+#define IMPORT_ROWS_MAX 1000000
+
+struct import_row {
+	long line;
+	char *f[IMPORT_FIELDS];
+	bool bad;
+};
+
+struct csv_reader {
+	FILE *in;
+	long line;  /* the current physical line */
+	long start; /* the line the last record began on */
+};
+
+/*
+ * Reads one record into fields (each malloc'd, bounded by IMPORT_FIELD_MAX). Returns
+ * the number of fields, 0 at end of file, or -1 with why set (the record is consumed).
+ */
+static int csv_record(struct csv_reader *rd, char *fields[], int max, const char **why)
+{
+	int c = fgetc(rd->in);
+	while (c == '\n' || c == '\r') { /* blank lines between records */
+		if (c == '\n')
+			rd->line++;
+		c = fgetc(rd->in);
+	}
+	if (c == EOF)
+		return 0;
+	rd->start = rd->line;
+	int n = 0;
+	char buf[IMPORT_FIELD_MAX + 1];
+	size_t len = 0;
+	bool quoted = false, was_quoted = false, too_long = false;
+	*why = NULL;
+	for (;; c = fgetc(rd->in)) {
+		if (c == EOF && quoted) {
+			*why = "unterminated quoted field";
+			c = '\n';
+			quoted = false;
+		}
+		if (quoted) {
+			if (c == '"') {
+				int d = fgetc(rd->in);
+				if (d != '"') {
+					quoted = false;
+					if (d != EOF)
+						ungetc(d, rd->in);
+					continue;
+				}
+			} else if (c == '\n') {
+				rd->line++;
+			}
+		} else if (c == '"' && len == 0 && !was_quoted) {
+			quoted = was_quoted = true;
+			continue;
+		} else if (c == ',' || c == '\n' || c == EOF) {
+			if (len > 0 && buf[len - 1] == '\r' && c != ',')
+				len--;
+			buf[len] = '\0';
+			if (n < max)
+				fields[n] = xstrdup(buf);
+			n++;
+			len = 0;
+			was_quoted = false;
+			if (c == ',')
+				continue;
+			if (c == '\n')
+				rd->line++;
+			break;
+		} else if (was_quoted && c != '\r') {
+			if (*why == NULL)
+				*why = "text after a closing quote";
+		}
+		if (len < IMPORT_FIELD_MAX)
+			buf[len++] = (char)c;
+		else
+			too_long = true;
+	}
+	if (*why == NULL && too_long)
+		*why = "a field is too long";
+	if (*why == NULL && n != max)
+		*why = "expected 4 fields";
+	if (*why != NULL) {
+		for (int i = 0; i < n && i < max; i++)
+			free(fields[i]);
+		return -1;
+	}
+	return n;
+}
+
+/* Characters in s if it is valid UTF-8 without control characters, else -1. */
+static long utf8_chars(const char *s)
+{
+	long n = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int extra;
+		unsigned cp;
+		if (*p < 0x80) {
+			if (*p < 0x20 || *p == 0x7f)
+				return -1;
+			extra = 0;
+			cp = *p;
+		} else if ((*p & 0xe0) == 0xc0) {
+			extra = 1;
+			cp = *p & 0x1f;
+		} else if ((*p & 0xf0) == 0xe0) {
+			extra = 2;
+			cp = *p & 0x0f;
+		} else if ((*p & 0xf8) == 0xf0) {
+			extra = 3;
+			cp = *p & 0x07;
+		} else {
+			return -1;
+		}
+		p++;
+		for (int i = 0; i < extra; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return -1;
+			cp = (cp << 6) | (*p & 0x3f);
+		}
+		static const unsigned min[] = {0, 0x80, 0x800, 0x10000};
+		if (cp < min[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+/* Why row is bad, or NULL; why_buf holds composed messages. */
+static const char *import_check(const struct import_row *row, char *why_buf, size_t len)
+{
+	char expected;
+	switch (upn_validate(row->f[0], &expected)) {
+	case UPN_BAD_FORMAT:
+		snprintf(why_buf, len, "upn \"%.20s\" is not a UPN (a letter and 12 characters)",
+			 row->f[0]);
+		return why_buf;
+	case UPN_BAD_CHECK:
+		snprintf(why_buf, len, "upn %s has the wrong check letter (expected %c)", row->f[0],
+			 expected);
+		return why_buf;
+	case UPN_OK:
+		break;
+	}
+	static const char *const names[] = {"given_name", "family_name"};
+	for (int i = 0; i < 2; i++) {
+		long n = utf8_chars(row->f[1 + i]);
+		if (n < 0) {
+			snprintf(why_buf, len, "%s is not valid UTF-8 text (or holds a control character)", names[i]);
+			return why_buf;
+		}
+		if (n == 0 || n > 100) {
+			snprintf(why_buf, len, "%s must be 1 to 100 characters", names[i]);
+			return why_buf;
+		}
+	}
+	struct cal_date d;
+	if (!cal_parse_date(row->f[3], &d)) {
+		snprintf(why_buf, len, "date_of_birth \"%.20s\" is not a date (YYYY-MM-DD)",
+			 row->f[3]);
+		return why_buf;
+	}
+	return NULL;
+}
+
+/* Reads and checks the whole file; returns the number of bad rows, or -1 (unreadable). */
+static long import_read(const char *path, struct import_row **rows_out, size_t *n_out)
+{
+	FILE *in = fopen(path, "rb");
+	if (in == NULL) {
+		fprintf(stderr, "dualregctl: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	struct csv_reader rd = {in, 1, 1};
+	/* Skip a UTF-8 byte-order mark. */
+	unsigned char bom[3];
+	size_t got = fread(bom, 1, 3, in);
+	if (!(got == 3 && bom[0] == 0xef && bom[1] == 0xbb && bom[2] == 0xbf))
+		rewind(in);
+	char *head[IMPORT_FIELDS];
+	const char *why;
+	static const char *const want[] = {"upn", "given_name", "family_name", "date_of_birth"};
+	int n = csv_record(&rd, head, IMPORT_FIELDS, &why);
+	bool head_ok = n == IMPORT_FIELDS;
+	for (int i = 0; head_ok && i < IMPORT_FIELDS; i++)
+		head_ok = strcmp(head[i], want[i]) == 0;
+	for (int i = 0; n == IMPORT_FIELDS && i < IMPORT_FIELDS; i++)
+		free(head[i]);
+	if (!head_ok) {
+		fprintf(stderr, "%s:1: the header must be upn,given_name,family_name,date_of_birth\n",
+			path);
+		fclose(in);
+		return -1;
+	}
+	struct import_row *rows = NULL;
+	size_t nrows = 0, cap = 0;
+	long bad = 0;
+	for (;;) {
+		struct import_row row = {.line = 0};
+		n = csv_record(&rd, row.f, IMPORT_FIELDS, &why);
+		if (n == 0)
+			break;
+		row.line = rd.start;
+		if (n < 0) {
+			fprintf(stderr, "%s:%ld: %s\n", path, row.line, why);
+			bad++;
+			continue;
+		}
+		char why_buf[160];
+		const char *w = import_check(&row, why_buf, sizeof why_buf);
+		if (w == NULL) {
+			for (size_t i = 0; i < nrows && w == NULL; i++) {
+				if (strcmp(rows[i].f[0], row.f[0]) != 0)
+					continue;
+				bool same = true;
+				for (int k = 1; k < IMPORT_FIELDS; k++)
+					same = same && strcmp(rows[i].f[k], row.f[k]) == 0;
+				if (!same) {
+					snprintf(why_buf, sizeof why_buf,
+						 "upn %s appears on line %ld with different data",
+						 row.f[0], rows[i].line);
+					w = why_buf;
+				}
+			}
+		}
+		if (w == NULL && nrows >= IMPORT_ROWS_MAX)
+			w = "too many rows (at most 1000000 a file)";
+		if (w != NULL) {
+			fprintf(stderr, "%s:%ld: %s\n", path, row.line, w);
+			bad++;
+			for (int k = 0; k < IMPORT_FIELDS; k++)
+				free(row.f[k]);
+			continue;
+		}
+		if (nrows == cap) {
+			cap = cap ? cap * 2 : 64;
+			rows = xrealloc(rows, cap * sizeof *rows);
+		}
+		rows[nrows++] = row;
+	}
+	if (ferror(in)) {
+		fprintf(stderr, "dualregctl: cannot read %s\n", path);
+		bad = -1;
+	}
+	fclose(in);
+	*rows_out = rows;
+	*n_out = nrows;
+	return bad;
+}
+
+static bool import_exec(PGconn *conn, const char *sql)
+{
+	PGresult *r = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
+/*
+ * Writes the rows in one transaction: inserts new pupils, compares existing ones.
+ * Returns the exit status; counts through the pointers.
+ */
+static int import_write(PGconn *conn, const char *path, struct import_row *rows, size_t n,
+			bool skip_bad, long *bad, long *imported, long *unchanged)
+{
+	if (!import_exec(conn, "BEGIN"))
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		const char *p[] = {rows[i].f[0], rows[i].f[1], rows[i].f[2], rows[i].f[3]};
+		PGresult *r = PQexecParams(
+		    conn,
+		    "WITH ins AS (INSERT INTO pupils (upn, given_name, family_name, date_of_birth) "
+		    "  VALUES ($1, $2, $3, $4::date) ON CONFLICT (upn) DO NOTHING RETURNING 1) "
+		    "SELECT 'imported' FROM ins "
+		    "UNION ALL "
+		    "SELECT CASE WHEN given_name = $2 AND family_name = $3 "
+		    "             AND date_of_birth = $4::date THEN 'unchanged' ELSE "
+		    "  'on file as ' || given_name || ' ' || family_name || ', born ' || "
+		    "  to_char(date_of_birth, 'YYYY-MM-DD') END "
+		    "  FROM pupils WHERE upn = $1 AND NOT EXISTS (SELECT 1 FROM ins)",
+		    4, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			fprintf(stderr, "%s:%ld: %s", path, rows[i].line, PQresultErrorMessage(r));
+			PQclear(r);
+			import_exec(conn, "ROLLBACK");
+			return 1;
+		}
+		const char *what = PQgetvalue(r, 0, 0);
+		if (strcmp(what, "imported") == 0) {
+			(*imported)++;
+		} else if (strcmp(what, "unchanged") == 0) {
+			(*unchanged)++;
+		} else {
+			fprintf(stderr, "%s:%ld: upn %s differs from the pupil %s\n", path,
+				rows[i].line, rows[i].f[0], what);
+			(*bad)++;
+		}
+		PQclear(r);
+	}
+	if (*bad > 0 && !skip_bad) {
+		import_exec(conn, "ROLLBACK");
+		return 1;
+	}
+	return import_exec(conn, "COMMIT") ? 0 : 1;
+}
+
+static const char pupil_usage[] =
+    "usage: dualregctl pupil import FILE.csv [--skip-bad]\n"
+    "The file has the header upn,given_name,family_name,date_of_birth. Every row is\n"
+    "checked first; bad rows are reported as FILE:LINE: why. Without --skip-bad one bad\n"
+    "row means nothing is imported (exit 1); with it the good rows are imported.\n";
+
+int ctl_cmd_pupil(const struct config *cfg, int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(pupil_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "import") != 0) {
+		fprintf(stderr, "dualregctl: unknown pupil command \"%s\"\n", argv[1]);
+		fputs(pupil_usage, stderr);
+		return 2;
+	}
+	static const struct option opts[] = {
+	    {"skip-bad", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool skip_bad = false;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			skip_bad = true;
+			break;
+		case 'h':
+			fputs(pupil_usage, stdout);
+			return 0;
+		default:
+			fputs(pupil_usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 2) {
+		fputs(pupil_usage, stderr);
+		return 2;
+	}
+	const char *path = argv[1 + optind];
+
+	struct import_row *rows = NULL;
+	size_t n = 0;
+	long bad = import_read(path, &rows, &n);
+	int rc = 1;
+	long imported = 0, unchanged = 0;
+	if (bad < 0) {
+		rc = 1;
+	} else if (bad > 0 && !skip_bad) {
+		fprintf(stderr, "dualregctl: %ld bad row%s; nothing imported (--skip-bad imports "
+				"the good rows)\n",
+			bad, bad == 1 ? "" : "s");
+	} else {
+		PGconn *conn = ctl_connect(cfg);
+		if (conn != NULL) {
+			rc = import_write(conn, path, rows, n, skip_bad, &bad, &imported, &unchanged);
+			PQfinish(conn);
+			if (rc == 0)
+				printf("imported %ld, unchanged %ld, skipped %ld\n", imported,
+				       unchanged, bad);
+			else if (bad > 0)
+				fprintf(stderr, "dualregctl: %ld bad row%s; nothing imported\n",
+					bad, bad == 1 ? "" : "s");
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < IMPORT_FIELDS; k++)
+			free(rows[i].f[k]);
+	free(rows);
+	return rc;
+}

@@ -1,0 +1,238 @@
+/*
+ * school: `dualregctl school add|list|show`, the register of schools kept from the
+ * command line. Inputs are checked here first (so an operator gets a clear message)
+ * and again by the table's constraints; a duplicate URN or LAESTAB is a refusal
+ * (exit 1), a malformed argument a usage error (exit 2).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const char school_usage[] =
+    "usage: dualregctl school add --urn URN --name NAME --kind mainstream|pru|ap|special\n"
+    "                             [--laestab NNNNNNN]\n"
+    "       dualregctl school list [--json]\n"
+    "       dualregctl school show URN [--json]\n";
+
+/* True if text is exactly n ASCII digits. */
+static bool all_digits(const char *text, size_t n)
+{
+	if (strlen(text) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (text[i] < '0' || text[i] > '9')
+			return false;
+	return true;
+}
+
+static int school_add(PGconn *conn, const char *urn, const char *name, const char *kind,
+		      const char *laestab)
+{
+	const char *p[] = {urn, laestab, name, kind};
+	PGresult *r = PQexecParams(conn,
+				   "INSERT INTO schools (urn, laestab, name, kind) "
+				   "VALUES ($1, $2, $3, $4)",
+				   4, NULL, p, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		const char *cons = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+		if (state != NULL && strcmp(state, "23505") == 0 && cons != NULL &&
+		    strstr(cons, "laestab") != NULL)
+			fprintf(stderr, "dualregctl: a school with LAESTAB %s already exists\n",
+				laestab);
+		else if (state != NULL && strcmp(state, "23505") == 0)
+			fprintf(stderr, "dualregctl: a school with URN %s already exists\n", urn);
+		else
+			fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		rc = 1;
+	} else {
+		printf("added school %s (%s, %s)\n", urn, name, kind);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const char school_json_sql[] =
+    "json_build_object('urn', urn, 'laestab', laestab, 'name', name, 'kind', kind, "
+    "'am_close', to_char(am_close, 'HH24:MI'), 'pm_close', to_char(pm_close, 'HH24:MI'), "
+    "'pull_url', pull_url, 'created_at', created_at, 'updated_at', updated_at)";
+
+static int school_list(PGconn *conn, bool json)
+{
+	char sql[1024];
+	if (json)
+		snprintf(sql, sizeof sql,
+			 "SELECT coalesce(json_agg(%s ORDER BY urn), '[]') FROM schools",
+			 school_json_sql);
+	else
+		snprintf(sql, sizeof sql,
+			 "SELECT urn, coalesce(laestab, '-'), kind, name FROM schools ORDER BY urn");
+	PGresult *r = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return 1;
+	}
+	if (json) {
+		printf("%s\n", PQgetvalue(r, 0, 0));
+	} else {
+		printf("%-7s %-8s %-11s %s\n", "URN", "LAESTAB", "KIND", "NAME");
+		for (int i = 0; i < PQntuples(r); i++)
+			printf("%-7s %-8s %-11s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+			       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int school_show(PGconn *conn, const char *urn, bool json)
+{
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+		 "SELECT %s, urn, coalesce(laestab, '-'), name, kind, "
+		 "to_char(am_close, 'HH24:MI'), to_char(pm_close, 'HH24:MI'), "
+		 "coalesce(pull_url, '-'), "
+		 "(SELECT count(*) FROM registrations g WHERE g.urn = s.urn "
+		 "   AND (g.end_date IS NULL OR g.end_date >= dualreg_today())) "
+		 "FROM schools s WHERE urn = $1",
+		 school_json_sql);
+	const char *p[] = {urn};
+	PGresult *r = PQexecParams(conn, sql, 1, NULL, p, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		rc = 1;
+	} else if (PQntuples(r) == 0) {
+		fprintf(stderr, "dualregctl: no school with URN %s\n", urn);
+		rc = 1;
+	} else if (json) {
+		printf("%s\n", PQgetvalue(r, 0, 0));
+	} else {
+		printf("urn:            %s\nlaestab:        %s\nname:           %s\n"
+		       "kind:           %s\nregister closes: AM %s, PM %s\npull url:       %s\n"
+		       "current registrations: %s\n",
+		       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
+		       PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6),
+		       PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8));
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Parses `school add` options; 0 with the fields set, else the exit status. */
+static int school_add_args(int argc, char **argv, const char **urn, const char **name,
+			   const char **kind, const char **laestab, bool *help)
+{
+	static const struct option opts[] = {
+	    {"urn", required_argument, NULL, 'u'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"kind", required_argument, NULL, 'k'},
+	    {"laestab", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "u:n:k:l:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			*urn = optarg;
+			break;
+		case 'n':
+			*name = optarg;
+			break;
+		case 'k':
+			*kind = optarg;
+			break;
+		case 'l':
+			*laestab = optarg;
+			break;
+		case 'h':
+			*help = true;
+			return 0;
+		default:
+			fputs(school_usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || *urn == NULL || *name == NULL || *kind == NULL) {
+		fputs(school_usage, stderr);
+		return 2;
+	}
+	if (!all_digits(*urn, 6)) {
+		fprintf(stderr, "dualregctl: \"%s\" is not a URN (6 digits)\n", *urn);
+		return 2;
+	}
+	if (*laestab != NULL && !all_digits(*laestab, 7)) {
+		fprintf(stderr, "dualregctl: \"%s\" is not a LAESTAB (7 digits)\n", *laestab);
+		return 2;
+	}
+	size_t nlen = strlen(*name);
+	if (nlen == 0 || nlen > 200) {
+		fprintf(stderr, "dualregctl: --name must be 1 to 200 characters\n");
+		return 2;
+	}
+	if (strcmp(*kind, "mainstream") != 0 && strcmp(*kind, "pru") != 0 &&
+	    strcmp(*kind, "ap") != 0 && strcmp(*kind, "special") != 0) {
+		fprintf(stderr, "dualregctl: --kind must be mainstream, pru, ap or special\n");
+		return 2;
+	}
+	return 0;
+}
+
+int ctl_cmd_school(const struct config *cfg, int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(school_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *sub = argv[1];
+	bool json = false, help = false;
+	const char *urn = NULL, *name = NULL, *kind = NULL, *laestab = NULL;
+	if (strcmp(sub, "add") == 0) {
+		int rc = school_add_args(argc - 1, argv + 1, &urn, &name, &kind, &laestab, &help);
+		if (rc != 0)
+			return rc;
+	} else if (strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0) {
+		bool show = sub[0] == 's';
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--json") == 0 && !json) {
+				json = true;
+			} else if (strcmp(argv[i], "--help") == 0) {
+				help = true;
+			} else if (show && urn == NULL && argv[i][0] != '-') {
+				urn = argv[i];
+			} else {
+				fputs(school_usage, stderr);
+				return 2;
+			}
+		}
+		if (!help && show && urn == NULL) {
+			fputs(school_usage, stderr);
+			return 2;
+		}
+	} else {
+		fprintf(stderr, "dualregctl: unknown school command \"%s\"\n", sub);
+		fputs(school_usage, stderr);
+		return 2;
+	}
+	if (help) {
+		fputs(school_usage, stdout);
+		return 0;
+	}
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
+	int rc;
+	if (strcmp(sub, "add") == 0)
+		rc = school_add(conn, urn, name, kind, laestab);
+	else if (strcmp(sub, "list") == 0)
+		rc = school_list(conn, json);
+	else
+		rc = school_show(conn, urn, json);
+	PQfinish(conn);
+	return rc;
+}
