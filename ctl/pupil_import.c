@@ -190,6 +190,56 @@ static const char *import_check(const struct import_row *row, char *why_buf, siz
 	return NULL;
 }
 
+static int import_cmp(const void *a, const void *b)
+{
+	const struct import_row *x = *(const struct import_row *const *)a;
+	const struct import_row *y = *(const struct import_row *const *)b;
+	int c = strcmp(x->f[0], y->f[0]);
+	return c != 0 ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/*
+ * Finds rows giving one UPN different data (sorting, so large files stay fast): each
+ * after the first is reported and removed. Returns how many were removed.
+ */
+static long import_dedupe(const char *path, struct import_row *rows, size_t *n)
+{
+	if (*n < 2)
+		return 0;
+	struct import_row **by_upn = xmalloc(*n * sizeof *by_upn);
+	for (size_t i = 0; i < *n; i++)
+		by_upn[i] = &rows[i];
+	qsort(by_upn, *n, sizeof *by_upn, import_cmp);
+	long bad = 0;
+	for (size_t i = 1, first = 0; i < *n; i++) {
+		if (strcmp(by_upn[i]->f[0], by_upn[first]->f[0]) != 0) {
+			first = i;
+			continue;
+		}
+		bool same = true;
+		for (int k = 1; k < IMPORT_FIELDS; k++)
+			same = same && strcmp(by_upn[i]->f[k], by_upn[first]->f[k]) == 0;
+		if (!same) {
+			fprintf(stderr, "%s:%ld: upn %s appears on line %ld with different data\n",
+				path, by_upn[i]->line, by_upn[i]->f[0], by_upn[first]->line);
+			by_upn[i]->bad = true;
+			bad++;
+		}
+	}
+	free(by_upn);
+	size_t kept = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if (rows[i].bad) {
+			for (int k = 0; k < IMPORT_FIELDS; k++)
+				free(rows[i].f[k]);
+		} else {
+			rows[kept++] = rows[i];
+		}
+	}
+	*n = kept;
+	return bad;
+}
+
 /* Reads and checks the whole file; returns the number of bad rows, or -1 (unreadable). */
 static long import_read(const char *path, struct import_row **rows_out, size_t *n_out)
 {
@@ -235,21 +285,6 @@ static long import_read(const char *path, struct import_row **rows_out, size_t *
 		}
 		char why_buf[160];
 		const char *w = import_check(&row, why_buf, sizeof why_buf);
-		if (w == NULL) {
-			for (size_t i = 0; i < nrows && w == NULL; i++) {
-				if (strcmp(rows[i].f[0], row.f[0]) != 0)
-					continue;
-				bool same = true;
-				for (int k = 1; k < IMPORT_FIELDS; k++)
-					same = same && strcmp(rows[i].f[k], row.f[k]) == 0;
-				if (!same) {
-					snprintf(why_buf, sizeof why_buf,
-						 "upn %s appears on line %ld with different data",
-						 row.f[0], rows[i].line);
-					w = why_buf;
-				}
-			}
-		}
 		if (w == NULL && nrows >= IMPORT_ROWS_MAX)
 			w = "too many rows (at most 1000000 a file)";
 		if (w != NULL) {
@@ -270,6 +305,8 @@ static long import_read(const char *path, struct import_row **rows_out, size_t *
 		bad = -1;
 	}
 	fclose(in);
+	if (bad >= 0)
+		bad += import_dedupe(path, rows, &nrows);
 	*rows_out = rows;
 	*n_out = nrows;
 	return bad;

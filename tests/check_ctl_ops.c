@@ -161,7 +161,9 @@ START_TEST(test_pupil_import_all_or_nothing)
 		  UPN2 ",,Reid,2011-07-02\n"
 		  UPN3 ",Jay,Okafor,2011-02-30\n"
 		  "XYZ,A,B,2011-01-01\n"
-		  UPN3 ",Only,three\n");
+		  UPN3 ",Only,three\n"
+		  UPN1 ",Amira,Other,2011-03-14\n"
+		  UPN1 ",\"Amira, Jr\",\"O\"\"Neil\",2011-03-14\n");
 	ck_assert_int_eq(ctl("pupil", "import", csv_path, NULL), 1);
 	char want[400];
 	snprintf(want, sizeof want, "%s:3: upn " UPN_WRONG " has the wrong check letter (expected Z)",
@@ -175,14 +177,19 @@ START_TEST(test_pupil_import_all_or_nothing)
 	assert_out(want);
 	snprintf(want, sizeof want, "%s:8: expected 4 fields", csv_path);
 	assert_out(want);
+	snprintf(want, sizeof want, "%s:9: upn " UPN1 " appears on line 2 with different data",
+		 csv_path);
+	assert_out(want);
 	snprintf(want, sizeof want, "%s:2:", csv_path);
 	ck_assert_msg(strstr(out, want) == NULL, "good row reported: %s", out);
-	assert_out("nothing imported");
+	snprintf(want, sizeof want, "%s:10:", csv_path);
+	ck_assert_msg(strstr(out, want) == NULL, "repeated row reported: %s", out);
+	assert_out("6 bad rows; nothing imported");
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 0);
 
 	/* --skip-bad imports the good row, with its quoted fields intact. */
 	ck_assert_int_eq(ctl("pupil", "import", csv_path, "--skip-bad", NULL), 0);
-	assert_out("imported 1, unchanged 0, skipped 5");
+	assert_out("imported 1, unchanged 1, skipped 6");
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 1);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils WHERE upn = '" UPN1 "' AND "
 				 "given_name = 'Amira, Jr' AND family_name = 'O\"Neil' AND "
