@@ -33,4 +33,9 @@ int ctl_cmd_sync(const struct config *cfg, int argc, char **argv);
 /* dualregctl purge --before DATE (ctl/purge.c). */
 int ctl_cmd_purge(const struct config *cfg, int argc, char **argv);
 
+/* dualregctl registration add|end|schedule (ctl/registration.c). */
+int ctl_cmd_registration(const struct config *cfg, int argc, char **argv);
+/* dualregctl deliveries list|retry (ctl/deliveries.c). */
+int ctl_cmd_deliveries(const struct config *cfg, int argc, char **argv);
+
 #endif

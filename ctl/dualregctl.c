@@ -40,6 +40,13 @@ static void usage(FILE *out)
 		"  pupil import FILE.csv [--skip-bad]\n"
 		"                                  import pupils (upn,given_name,family_name,\n"
 		"                                  date_of_birth); all or nothing unless --skip-bad\n"
+		"  registration add --upn UPN --urn URN --role main|subsidiary --start DATE\n"
+		"             [--end DATE] [--schedule 'mon=AM,PM;tue=AM']\n"
+		"  registration end ID --date DATE\n"
+		"  registration schedule ID --from DATE --schedule SCHED\n"
+		"                                  registrations, with the API's rules\n"
+		"  deliveries list [--status S] [--subscription ID] [--limit N] [--json]\n"
+		"  deliveries retry ID             send a webhook delivery again now\n"
 		"  sync status [--json]            webhook deliveries and school pulls\n"
 		"  purge --before YYYY-MM-DD [--force]\n"
 		"                                  delete marks, history, events and audit records\n"
@@ -342,6 +349,10 @@ int main(int argc, char **argv)
 	int rc;
 	if (strcmp(cmd, "migrate") == 0) {
 		rc = cmd_migrate(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "registration") == 0) {
+		rc = ctl_cmd_registration(&cfg, argc - i, argv + i);
+	} else if (strcmp(cmd, "deliveries") == 0) {
+		rc = ctl_cmd_deliveries(&cfg, argc - i, argv + i);
 	} else if (strcmp(cmd, "key") == 0) {
 		rc = cmd_key(&cfg, argc - i, argv + i);
 	} else if (strcmp(cmd, "seed") == 0) {

@@ -26,6 +26,7 @@ int main(void)
 	srunner_add_suite(sr, unit_suite());
 	srunner_add_suite(sr, metrics_suite());
 	srunner_add_suite(sr, failover_suite());
+	srunner_add_suite(sr, ctl_sync_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, daemon_suite());

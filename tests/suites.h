@@ -22,6 +22,7 @@ Suite *unit_suite(void);
 Suite *metrics_suite(void);
 Suite *domain_suite(void);
 Suite *failover_suite(void);
+Suite *ctl_sync_suite(void);
 /* platform: authentication, Idempotency-Key, dualregctl */
 Suite *auth_suite(void);
 Suite *idempotency_unit_suite(void);
