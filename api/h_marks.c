@@ -23,6 +23,7 @@
 
 #include "dualreg/problem.h"
 #include "dualreg/metrics.h"
+#include "dualreg/utf8.h"
 #include "handlers.h"
 
 #define MARKS_MAX_ITEMS 1000
@@ -243,42 +244,6 @@ static void marks_ingested(struct api_req *r, PGresult *res)
 	api_reply_json(r, 200, answer);
 }
 
-/* True if s is well-formed UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF): PostgreSQL refuses anything else, and that is the client's error. */
-static bool utf8_valid(const unsigned char *s)
-{
-	while (*s != '\0') {
-		unsigned c = *s;
-		size_t n;
-		unsigned cp;
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			n = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (size_t i = 1; i <= n; i++) {
-			if ((s[i] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i] & 0x3F);
-		}
-		if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-		    (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-			return false;
-		s += n + 1;
-	}
-	return true;
-}
-
 /* The reply for a batch with nothing in it: nothing to ask the database. */
 static void marks_reply_empty(struct api_req *r)
 {
@@ -309,7 +274,7 @@ void h_marks_post(struct api_req *r)
 	}
 	char *items = cJSON_PrintUnformatted(marks);
 	cJSON_Delete(body);
-	if (!utf8_valid((const unsigned char *)items)) {
+	if (utf8_length(items) == UTF8_INVALID) {
 		cJSON_free(items);
 		api_reply_error(r, 400, "invalid-json", "the body is not valid UTF-8");
 		return;

@@ -1,5 +1,6 @@
 /* json_fields: typed reads of request bodies with JSON-pointer errors (see json_fields.h). */
 #include "dualreg/json_fields.h"
+#include "dualreg/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,28 +120,6 @@ static const char *string_member(struct jf *j, const cJSON *obj, const char *bas
 	return m->valuestring;
 }
 
-/* Characters in a UTF-8 string, or (size_t)-1 if it is not well-formed UTF-8. */
-static size_t utf8_length(const char *text)
-{
-	const unsigned char *s = (const unsigned char *)text;
-	size_t chars = 0;
-	while (*s != '\0') {
-		unsigned c = *s;
-		size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-		if (len == 0 || (len == 2 && c < 0xc2) || (len == 4 && c > 0xf4))
-			return (size_t)-1;
-		for (size_t i = 1; i < len; i++)
-			if ((s[i] & 0xc0) != 0x80)
-				return (size_t)-1;
-		if ((len == 3 && c == 0xe0 && s[1] < 0xa0) || (len == 3 && c == 0xed && s[1] >= 0xa0) ||
-		    (len == 4 && c == 0xf0 && s[1] < 0x90) || (len == 4 && c == 0xf4 && s[1] >= 0x90))
-			return (size_t)-1; /* overlong, surrogate or beyond U+10FFFF */
-		s += len;
-		chars++;
-	}
-	return chars;
-}
-
 const char *jf_text(struct jf *j, const cJSON *obj, const char *base, const char *name,
 		    bool required, size_t maxlen)
 {
@@ -148,7 +127,7 @@ const char *jf_text(struct jf *j, const cJSON *obj, const char *base, const char
 	if (s == NULL)
 		return NULL;
 	size_t n = utf8_length(s);
-	if (n == (size_t)-1) {
+	if (n == UTF8_INVALID) {
 		jf_fail(j, "invalid-field", base, name, "%s is not valid UTF-8", name);
 		return NULL;
 	}

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "dualreg/utf8.h"
 #include "dualreg/calendar.h"
 #include "dualreg/upn.h"
 #include "dualreg/xalloc.h"
@@ -117,40 +118,11 @@ static int csv_record(struct csv_reader *rd, char *fields[], int max, const char
 /* Characters in s if it is valid UTF-8 without control characters, else -1. */
 static long utf8_chars(const char *s)
 {
-	long n = 0;
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		int extra;
-		unsigned cp;
-		if (*p < 0x80) {
-			if (*p < 0x20 || *p == 0x7f)
-				return -1;
-			extra = 0;
-			cp = *p;
-		} else if ((*p & 0xe0) == 0xc0) {
-			extra = 1;
-			cp = *p & 0x1f;
-		} else if ((*p & 0xf0) == 0xe0) {
-			extra = 2;
-			cp = *p & 0x0f;
-		} else if ((*p & 0xf8) == 0xf0) {
-			extra = 3;
-			cp = *p & 0x07;
-		} else {
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
 			return -1;
-		}
-		p++;
-		for (int i = 0; i < extra; i++, p++) {
-			if ((*p & 0xc0) != 0x80)
-				return -1;
-			cp = (cp << 6) | (*p & 0x3f);
-		}
-		static const unsigned min[] = {0, 0x80, 0x800, 0x10000};
-		if (cp < min[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return -1;
-		n++;
-	}
-	return n;
+	size_t n = utf8_length(s);
+	return n == UTF8_INVALID ? -1 : (long)n;
 }
 
 /* Why row is bad, or NULL; why_buf holds composed messages. */

@@ -4,6 +4,7 @@
 #include "dualreg/calendar.h"
 #include "dualreg/schedule.h"
 #include "dualreg/upn.h"
+#include "dualreg/utf8.h"
 #include "suites.h"
 
 START_TEST(test_upn)
@@ -79,6 +80,19 @@ START_TEST(test_schedules)
 }
 END_TEST
 
+START_TEST(test_utf8)
+{
+	ck_assert_uint_eq(utf8_length(""), 0);
+	ck_assert_uint_eq(utf8_length("Zo\xc3\xab"), 3);                /* Zoë */
+	ck_assert_uint_eq(utf8_length("\xf0\x9f\x99\x82"), 1);           /* U+1F642 */
+	ck_assert_uint_eq(utf8_length("Zo\xff"), UTF8_INVALID);          /* not UTF-8 */
+	ck_assert_uint_eq(utf8_length("\xc0\xaf"), UTF8_INVALID);         /* overlong */
+	ck_assert_uint_eq(utf8_length("\xed\xa0\x80"), UTF8_INVALID);     /* surrogate */
+	ck_assert_uint_eq(utf8_length("\xf4\x90\x80\x80"), UTF8_INVALID); /* past U+10FFFF */
+	ck_assert_uint_eq(utf8_length("\xc3"), UTF8_INVALID);            /* cut short */
+}
+END_TEST
+
 Suite *domain_suite(void)
 {
 	Suite *s = suite_create("domain");
@@ -86,6 +100,7 @@ Suite *domain_suite(void)
 	tcase_add_test(tc, test_upn);
 	tcase_add_test(tc, test_dates);
 	tcase_add_test(tc, test_schedules);
+	tcase_add_test(tc, test_utf8);
 	suite_add_tcase(s, tc);
 	return s;
 }
