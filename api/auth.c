@@ -216,3 +216,8 @@ void auth_check(struct api_req *r, void (*next)(struct api_req *r))
 		  "WHERE token_hash = $1 AND revoked_at IS NULL",
 		  1, params, lookup_done);
 }
+
+const char *api_key_scope(const struct api_req *r)
+{
+	return r->key.admin ? NULL : r->key.urn;
+}

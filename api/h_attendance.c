@@ -77,7 +77,7 @@ void h_pupil_attendance(struct api_req *r)
 		api_reply_problem(r, p);
 		return;
 	}
-	const char *params[] = {upn, from, to, r->key.admin ? NULL : r->key.urn};
+	const char *params[] = {upn, from, to, api_key_scope(r)};
 	api_query(r, "SELECT dualreg_attendance($1, $2::date, $3::date, $4)", 4, params,
 		  attendance_done);
 }

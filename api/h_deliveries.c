@@ -56,7 +56,7 @@ void h_deliveries_list(struct api_req *r)
 	}
 	cJSON_Delete(p);
 	const char *params[] = {status[0] ? status : NULL, sub[0] ? sub : NULL,
-				cursor[0] ? cursor : NULL, limit, r->key.admin ? NULL : r->key.urn};
+				cursor[0] ? cursor : NULL, limit, api_key_scope(r)};
 	api_query(r,
 		  "WITH page AS (SELECT d.*, e.type AS etype FROM deliveries d "
 		  "JOIN subscriptions s ON s.id = d.subscription_id JOIN events e ON e.id = d.event_id "
@@ -96,7 +96,7 @@ void h_deliveries_retry(struct api_req *r)
 		api_reply_error(r, 404, NULL, "no such delivery");
 		return;
 	}
-	const char *params[] = {id, r->key.admin ? NULL : r->key.urn};
+	const char *params[] = {id, api_key_scope(r)};
 	/* A delivery in flight (live lease) is left alone; anything else is queued now. */
 	api_query(r,
 		  "WITH target AS (SELECT d.id, d.lease_until > now() AS busy FROM deliveries d "

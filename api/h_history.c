@@ -63,7 +63,7 @@ void h_mark_history(struct api_req *r)
 		api_reply_error(r, 422, "invalid-session", "the session must be AM or PM");
 		return;
 	}
-	const char *params[] = {upn, date, session, r->key.admin ? NULL : r->key.urn};
+	const char *params[] = {upn, date, session, api_key_scope(r)};
 	api_query(r, "SELECT dualreg_mark_history($1, $2::date, $3, $4)::text", 4, params,
 		  history_read);
 }

@@ -281,7 +281,7 @@ void h_marks_post(struct api_req *r)
 	}
 	char key_id[24];
 	snprintf(key_id, sizeof key_id, "%lld", r->key.id);
-	const char *params[] = {items, key_id, r->key.name, r->key.admin ? NULL : r->key.urn,
+	const char *params[] = {items, key_id, r->key.name, api_key_scope(r),
 				"api"};
 	/* The pool copies the parameters: nothing of this request waits on the database. */
 	api_query(r, "SELECT dualreg_ingest_marks($1::jsonb, $2::bigint, $3, $4, $5)::text", 5,

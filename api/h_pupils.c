@@ -49,7 +49,7 @@ void h_pupil_get(struct api_req *r)
 		api_reply_error(r, 404, NULL, "no such pupil");
 		return;
 	}
-	const char *params[] = {r->params.value[0], r->key.admin ? NULL : r->key.urn};
+	const char *params[] = {r->params.value[0], api_key_scope(r)};
 	sql_reply_query(r,
 			"SELECT 200, dualreg_pupil_json(p) FROM pupils p "
 			"WHERE p.upn = $1 AND dualreg_pupil_visible(p.upn, $2)",

@@ -88,7 +88,7 @@ void h_registrations_create(struct api_req *r)
 		reply_refused(r, &j, body);
 		return;
 	}
-	const char *params[] = {r->key.admin ? NULL : r->key.urn, upn, urn, role, start, end,
+	const char *params[] = {api_key_scope(r), upn, urn, role, start, end,
 				mask[0] ? mask : NULL};
 	sql_reply_txn(r,
 		      "SELECT 201, dualreg_registration_create($1, $2, $3, $4, $5::date, "
@@ -137,7 +137,7 @@ void h_registration_patch(struct api_req *r)
 		reply_refused(r, &j, body);
 		return;
 	}
-	const char *params[] = {r->key.admin ? NULL : r->key.urn, id, end_set ? "t" : "f", end,
+	const char *params[] = {api_key_scope(r), id, end_set ? "t" : "f", end,
 				mask[0] ? mask : NULL, eff};
 	sql_reply_txn(r,
 		      "SELECT 200, dualreg_registration_patch($1, $2::bigint, $3::boolean, "
@@ -152,7 +152,7 @@ void h_pupil_registrations(struct api_req *r)
 		api_reply_error(r, 404, NULL, "no such pupil");
 		return;
 	}
-	const char *params[] = {r->params.value[0], r->key.admin ? NULL : r->key.urn};
+	const char *params[] = {r->params.value[0], api_key_scope(r)};
 	sql_reply_query(
 	    r,
 	    "SELECT 200, jsonb_build_object('upn', p.upn, 'registrations', coalesce("

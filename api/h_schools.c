@@ -52,12 +52,6 @@ static const char *path_urn(struct api_req *r)
 	return urn;
 }
 
-/* The key's school, or NULL for an admin key (the scope parameter of the SQL). */
-static const char *key_scope(const struct api_req *r)
-{
-	return r->key.admin ? NULL : r->key.urn;
-}
-
 /* register_close {am?, pm?}: both optional; unknown members refused. */
 static void read_register_close(struct jf *j, const cJSON *body, const char **am,
 				const char **pm)
@@ -178,7 +172,7 @@ static void school_read(struct api_req *r, const char *sql)
 	const char *urn = path_urn(r);
 	if (urn == NULL)
 		return;
-	const char *params[] = {urn, key_scope(r)};
+	const char *params[] = {urn, api_key_scope(r)};
 	sql_reply_query(r, sql, 2, params);
 }
 

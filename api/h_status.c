@@ -195,7 +195,7 @@ void h_pupil_status(struct api_req *r)
 	/* Without a date: today, fixed here so that the cache key and the query agree. */
 	if (!have_date)
 		london_today(date);
-	const char *scope = r->key.admin ? NULL : r->key.urn;
+	const char *scope = api_key_scope(r);
 	char key[STATUS_CACHE_KEY_MAX];
 	snprintf(key, sizeof key, "%.13s|%.10s|%.6s", upn, date, scope ? scope : "*");
 	const char *cached_body, *cached_etag;

@@ -322,7 +322,7 @@ void h_subscriptions_delete(struct api_req *r)
 	const char *id = sub_id(r);
 	if (id == NULL)
 		return;
-	const char *params[] = {id, r->key.admin ? NULL : r->key.urn};
+	const char *params[] = {id, api_key_scope(r)};
 	api_query(r,
 		  "WITH s AS (UPDATE subscriptions SET deleted_at = now() "
 		  "WHERE id = $1::bigint AND deleted_at IS NULL AND ($2::text IS NULL OR urn = $2) "
@@ -358,7 +358,7 @@ void h_subscriptions_rotate(struct api_req *r)
 		api_reply_error(r, 500, NULL, "no randomness available for a secret");
 		return;
 	}
-	const char *params[] = {id, r->key.admin ? NULL : r->key.urn, secret};
+	const char *params[] = {id, api_key_scope(r), secret};
 	api_query(r,
 		  "WITH s AS (UPDATE subscriptions SET previous_secret = secret, "
 		  "previous_until = now() + interval '24 hours', secret = $3 "

@@ -114,6 +114,9 @@ void api_reply_problem(struct api_req *r, cJSON *problem);
 void api_reply_error(struct api_req *r, int status, const char *slug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The school the caller's key is limited to, or NULL for an admin key: the scope
+ * parameter every scoped SQL statement takes. */
+const char *api_key_scope(const struct api_req *r);
 /* A request header, or NULL. */
 const char *api_header(struct api_req *r, const char *name);
 /* A query-string parameter (decoded) copied into buf; false if absent. */
