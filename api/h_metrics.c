@@ -1,8 +1,8 @@
 /*
  * metrics: GET /metrics in the Prometheus text format (metrics.h). For an admin key,
  * or for the [metrics] token when one is configured. Counters come from memory; the
- * outbox backlog and alert totals are read from the database (if it answers, else they
- * are left out).
+ * outbox backlog and the last day's alerts are read from the database (both through
+ * partial indexes), and left out when it does not answer.
  */
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -43,8 +43,10 @@ static void serve(struct api_req *r)
 		  "SELECT (SELECT count(*) FROM deliveries WHERE status = 'pending'), "
 		  "coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries "
 		  "WHERE status = 'pending'), 0), "
-		  "(SELECT count(*) FROM events WHERE type = 'attendance.absent'), "
-		  "(SELECT count(*) FROM events WHERE type = 'attendance.missing')",
+		  "(SELECT count(*) FROM events WHERE type = 'attendance.absent' "
+		  "AND occurred_at > now() - interval '24 hours'), "
+		  "(SELECT count(*) FROM events WHERE type = 'attendance.missing' "
+		  "AND occurred_at > now() - interval '24 hours')",
 		  0, NULL, rendered);
 }
 

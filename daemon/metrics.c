@@ -173,10 +173,11 @@ char *metrics_render(const struct metrics_snapshot *snap)
 		    snap->outbox_backlog, snap->outbox_oldest_s);
 	if (snap->alerts_absent >= 0)
 		put(&o,
-		    "# HELP dualreg_alerts_total Same-day alerts raised (all daemons), by type.\n"
-		    "# TYPE dualreg_alerts_total counter\n"
-		    "dualreg_alerts_total{type=\"attendance.absent\"} %ld\n"
-		    "dualreg_alerts_total{type=\"attendance.missing\"} %ld\n",
+		    "# HELP dualreg_alerts_last_24h Same-day alerts raised in the last 24 hours "
+		    "(all daemons), by type.\n"
+		    "# TYPE dualreg_alerts_last_24h gauge\n"
+		    "dualreg_alerts_last_24h{type=\"attendance.absent\"} %ld\n"
+		    "dualreg_alerts_last_24h{type=\"attendance.missing\"} %ld\n",
 		    snap->alerts_absent, snap->alerts_missing);
 	return o.p;
 }

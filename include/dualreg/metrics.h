@@ -29,7 +29,7 @@ struct metrics_snapshot {
 	const struct outbox_stats *outbox;
 	long outbox_backlog;       /* pending deliveries, -1 if unknown */
 	double outbox_oldest_s;    /* age of the oldest pending delivery */
-	long alerts_absent, alerts_missing; /* alerts raised (all daemons), -1 if unknown */
+	long alerts_absent, alerts_missing; /* raised in the last 24 h (all daemons); -1 unknown */
 };
 
 /* Renders everything in the Prometheus text format (0.0.4); caller frees. */
