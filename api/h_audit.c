@@ -16,19 +16,23 @@ void h_audit(struct api_req *r)
 	cJSON *p = problem_new(422, "invalid-parameter", NULL, "a query parameter is not valid");
 	bool bad = false;
 	char expected;
-	if (!api_query_param(r, "upn", upn, sizeof upn) || upn_validate(upn, &expected) != UPN_OK) {
+	/* api_query_param: 1 present, 0 absent (the default stays), -1 too long: invalid. */
+	if (api_query_param(r, "upn", upn, sizeof upn) <= 0 ||
+	    upn_validate(upn, &expected) != UPN_OK) {
 		problem_add_error(p, "/query/upn", "a valid UPN is required");
 		bad = true;
 	}
-	if (api_query_param(r, "cursor", cursor, sizeof cursor) &&
-	    (cursor[0] == '\0' || strspn(cursor, "0123456789") != strlen(cursor) ||
-	     strlen(cursor) > 18)) {
+	int got = api_query_param(r, "cursor", cursor, sizeof cursor);
+	if (got < 0 || (got > 0 && (cursor[0] == '\0' ||
+				    strspn(cursor, "0123456789") != strlen(cursor) ||
+				    strlen(cursor) > 18))) {
 		problem_add_error(p, "/query/cursor", "a cursor from next_cursor");
 		bad = true;
 	}
-	if (api_query_param(r, "limit", limit, sizeof limit) &&
-	    (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1 ||
-	     atoi(limit) > 1000)) {
+	got = api_query_param(r, "limit", limit, sizeof limit);
+	if (got < 0 || (got > 0 && (limit[0] == '\0' ||
+				    strspn(limit, "0123456789") != strlen(limit) ||
+				    atoi(limit) < 1 || atoi(limit) > 1000))) {
 		problem_add_error(p, "/query/limit", "1 to 1000");
 		bad = true;
 	}

@@ -32,20 +32,23 @@ void h_deliveries_list(struct api_req *r)
 	char status[16] = "", sub[24] = "", cursor[24] = "", limit[8] = "100";
 	cJSON *p = problem_new(422, "invalid-parameter", NULL, "a query parameter is not valid");
 	bool bad = false;
-	if (api_query_param(r, "status", status, sizeof status) && strcmp(status, "pending") != 0 &&
-	    strcmp(status, "delivered") != 0 && strcmp(status, "failed") != 0) {
+	/* api_query_param: 1 present, 0 absent (the default stays), -1 too long (buf ""),
+	 * which every check below refuses. */
+	if (api_query_param(r, "status", status, sizeof status) != 0 &&
+	    strcmp(status, "pending") != 0 && strcmp(status, "delivered") != 0 &&
+	    strcmp(status, "failed") != 0) {
 		problem_add_error(p, "/query/status", "pending, delivered or failed");
 		bad = true;
 	}
-	if (api_query_param(r, "subscription", sub, sizeof sub) && !digits(sub, 18)) {
+	if (api_query_param(r, "subscription", sub, sizeof sub) != 0 && !digits(sub, 18)) {
 		problem_add_error(p, "/query/subscription", "a subscription id");
 		bad = true;
 	}
-	if (api_query_param(r, "cursor", cursor, sizeof cursor) && !digits(cursor, 18)) {
+	if (api_query_param(r, "cursor", cursor, sizeof cursor) != 0 && !digits(cursor, 18)) {
 		problem_add_error(p, "/query/cursor", "a cursor from next_cursor");
 		bad = true;
 	}
-	if (api_query_param(r, "limit", limit, sizeof limit) &&
+	if (api_query_param(r, "limit", limit, sizeof limit) != 0 &&
 	    (!digits(limit, 4) || atoi(limit) < 1 || atoi(limit) > 1000)) {
 		problem_add_error(p, "/query/limit", "1 to 1000");
 		bad = true;

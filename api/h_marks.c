@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dualreg/json_fields.h"
 #include "dualreg/problem.h"
 #include "dualreg/metrics.h"
-#include "dualreg/utf8.h"
 #include "handlers.h"
 
 #define MARKS_MAX_ITEMS 1000
@@ -37,19 +37,10 @@ static void add_error(cJSON *problem, unsigned *nerr, const char *pointer, const
 	(*nerr)++;
 }
 
-/* A member name as a JSON pointer token (RFC 6901: ~ as ~0, / as ~1), cut to fit. */
+/* A member name as a JSON pointer token (RFC 6901), cut between characters to fit. */
 static const char *pointer_token(const char *name, char *buf, size_t len)
 {
-	size_t o = 0;
-	for (const char *p = name; *p != '\0' && o + 3 < len; p++) {
-		if (*p == '~' || *p == '/') {
-			buf[o++] = '~';
-			buf[o++] = *p == '~' ? '0' : '1';
-		} else {
-			buf[o++] = *p;
-		}
-	}
-	buf[o] = '\0';
+	jf_pointer_token(buf, len, name);
 	return buf;
 }
 
@@ -73,10 +64,16 @@ static const struct {
 
 static bool is_whole_number(const cJSON *v)
 {
-	if (!cJSON_IsNumber(v))
-		return false;
-	double d = v->valuedouble;
-	return d > -1e15 && d < 1e15 && d == (double)(long long)d;
+	return jf_whole_number(v, -999999999999999LL, 999999999999999LL, NULL);
+}
+
+/* A count in the database's answer; 0 if it is missing (cJSON's NaN must not be cast). */
+static long answer_count(const cJSON *counts, const char *name)
+{
+	long long n = 0;
+	if (!jf_whole_number(cJSON_GetObjectItem(counts, name), 0, 1000000000LL, &n))
+		return 0;
+	return (long)n;
 }
 
 /* Checks one member of an item against its declared type; adds an error if wrong. */
@@ -237,10 +234,8 @@ static void marks_ingested(struct api_req *r, PGresult *res)
 		return;
 	}
 	const cJSON *c = cJSON_GetObjectItem(answer, "counts");
-	metrics_marks("api", (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "created")),
-		      (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "amended")),
-		      (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "unchanged")),
-		      (long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "rejected")));
+	metrics_marks("api", answer_count(c, "created"), answer_count(c, "amended"),
+		      answer_count(c, "unchanged"), answer_count(c, "rejected"));
 	api_reply_json(r, 200, answer);
 }
 
@@ -272,13 +267,9 @@ void h_marks_post(struct api_req *r)
 		marks_reply_empty(r);
 		return;
 	}
+	/* Well-formed UTF-8: api_json_body checked every string of the body. */
 	char *items = cJSON_PrintUnformatted(marks);
 	cJSON_Delete(body);
-	if (utf8_length(items) == UTF8_INVALID) {
-		cJSON_free(items);
-		api_reply_error(r, 400, "invalid-json", "the body is not valid UTF-8");
-		return;
-	}
 	char key_id[24];
 	snprintf(key_id, sizeof key_id, "%lld", r->key.id);
 	const char *params[] = {items, key_id, r->key.name, api_key_scope(r),

@@ -218,15 +218,9 @@ static void read_pull(struct api_req *r, struct jf *j, const cJSON *body, const 
 			*token = t->valuestring;
 	}
 	interval[0] = '\0';
-	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(body, "pull_interval");
-	if (iv != NULL && !cJSON_IsNull(iv)) {
-		if (!cJSON_IsNumber(iv) || iv->valuedouble != (double)(int)iv->valuedouble ||
-		    iv->valueint < 10 || iv->valueint > 86400)
-			jf_fail(j, "invalid-field", "", "pull_interval",
-				"whole seconds from 10 to 86400");
-		else
-			snprintf(interval, 16, "%d", iv->valueint);
-	}
+	long long seconds; /* range-checked as a double: 1e300 or inf never reaches a cast */
+	if (jf_int(j, body, "", "pull_interval", false, 10, 86400, &seconds))
+		snprintf(interval, 16, "%lld", seconds);
 }
 
 void h_school_patch(struct api_req *r)

@@ -53,13 +53,7 @@ bool reads_check_upn(struct api_req *r, const char *upn)
  */
 int reads_param(struct api_req *r, const char *name, char *buf, size_t buflen)
 {
-	char tmp[256];
-	if (!api_query_param(r, name, tmp, sizeof tmp))
-		return 0;
-	if (strlen(tmp) >= buflen)
-		return -1;
-	snprintf(buf, buflen, "%s", tmp);
-	return 1;
+	return api_query_param(r, name, buf, buflen);
 }
 
 /* A date query parameter: 1 parsed into out, 0 absent, -1 replied 422 invalid-date. */

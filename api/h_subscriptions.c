@@ -288,7 +288,8 @@ void h_subscriptions_list(struct api_req *r)
 {
 	char urn[16] = "";
 	if (r->key.admin) {
-		if (api_query_param(r, "urn", urn, sizeof urn) &&
+		/* -1 (too long) leaves urn "", refused like any other bad value */
+		if (api_query_param(r, "urn", urn, sizeof urn) != 0 &&
 		    (strlen(urn) != 6 || strspn(urn, "0123456789") != 6)) {
 			cJSON *p = problem_new(422, "invalid-parameter", NULL, "urn must be 6 digits");
 			problem_add_error(p, "/query/urn", "6 digits");

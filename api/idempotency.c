@@ -3,7 +3,9 @@
  * idempotency.h). Every statement is one short pooled statement, never a transaction
  * held across the handler: the claim row itself is the lock, and a crashed or timed-out
  * request leaves a 'running' row that a retry takes over once it is older than twice the
- * request timeout (no request can still be running then).
+ * request timeout (no request can still be running then). A reply the database refuses
+ * to store releases the claim before it is sent, so that a retry runs afresh instead of
+ * meeting a 'running' row that nothing will ever finish.
  */
 #include "dualreg/idempotency.h"
 
@@ -179,13 +181,40 @@ bool idem_claimed(const struct api_req *r)
 	return r->idem != NULL && r->idem->claimed;
 }
 
-static void end_done(struct api_req *r, PGresult *res)
+static const char release_sql[] =
+    "DELETE FROM idempotency_keys WHERE key_id = $1::bigint AND idem_key = $2"
+    " AND request_hash = $3 AND state = 'running'";
+
+/* The claim was released (or could not be: it expires as abandoned); now the reply. */
+static void released(struct api_req *r, PGresult *res)
 {
 	struct idem_claim *c = r->idem;
-	ExecStatusType st = PQresultStatus(res);
-	if (st != PGRES_COMMAND_OK)
-		log_warn("idempotency record not written", "route=%s err=\"%.*s\"", r->route->name,
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warn("idempotency claim not released", "route=%s err=\"%.*s\"", r->route->name,
 			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+	c->claimed = false;
+	c->send(r);
+}
+
+static void release(struct api_req *r)
+{
+	struct idem_claim *c = r->idem;
+	const char *params[] = {c->key_id, c->idem_key, c->hash};
+	api_query(r, release_sql, 3, params, released);
+}
+
+static void stored(struct api_req *r, PGresult *res)
+{
+	struct idem_claim *c = r->idem;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		/* Nothing can replay this reply, and the row would stay 'running', answering
+		 * every retry 409 until it is taken over as abandoned: release it instead. */
+		log_warn("idempotency record not written; claim released", "route=%s err=\"%.*s\"",
+			 r->route->name, (int)strcspn(PQresultErrorMessage(res), "\n"),
+			 PQresultErrorMessage(res));
+		release(r);
+		return;
+	}
 	c->claimed = false;
 	c->send(r);
 }
@@ -196,11 +225,7 @@ void idem_end(struct api_req *r, int status, const char *ctype, const char *body
 	struct idem_claim *c = r->idem;
 	c->send = send;
 	if (status >= 500) {
-		const char *params[] = {c->key_id, c->idem_key, c->hash};
-		api_query(r,
-			  "DELETE FROM idempotency_keys WHERE key_id = $1::bigint AND idem_key = $2"
-			  " AND request_hash = $3 AND state = 'running'",
-			  3, params, end_done);
+		release(r);
 		return;
 	}
 	char st[16];
@@ -212,7 +237,7 @@ void idem_end(struct api_req *r, int status, const char *ctype, const char *body
 		  " content_type = $5, response = $6"
 		  " WHERE key_id = $1::bigint AND idem_key = $2 AND request_hash = $3"
 		  " AND state = 'running'",
-		  6, params, end_done);
+		  6, params, stored);
 }
 
 static void detached_done(PGresult *res, const char *err, void *arg)
@@ -230,10 +255,7 @@ void idem_abandon(struct api_req *r)
 		return;
 	c->claimed = false;
 	const char *params[] = {c->key_id, c->idem_key, c->hash};
-	dbp_query(r->env->db,
-		  "DELETE FROM idempotency_keys WHERE key_id = $1::bigint AND idem_key = $2"
-		  " AND request_hash = $3 AND state = 'running'",
-		  3, params, detached_done, NULL);
+	dbp_query(r->env->db, release_sql, 3, params, detached_done, NULL);
 }
 
 /* ---- purging expired rows ---- */

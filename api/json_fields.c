@@ -3,6 +3,7 @@
 #include "dualreg/utf8.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,22 +17,39 @@ void jf_init(struct jf *j)
 	j->nerrors = 0;
 }
 
-/* RFC 6901 escaping of one reference token ("~" -> "~0", "/" -> "~1"), bounded. */
+void jf_pointer_token(char *out, size_t len, const char *name)
+{
+	static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+	size_t o = 0;
+	for (const char *c = name; *c != '\0';) {
+		size_t n = utf8_char_len(c);
+		const char *put = c;
+		size_t putlen = n;
+		if (n == 0) {
+			put = replacement;
+			putlen = sizeof replacement - 1;
+		} else if (*c == '~' || *c == '/') {
+			put = *c == '~' ? "~0" : "~1";
+			putlen = 2;
+		}
+		if (o + putlen >= len)
+			break; /* cut between characters, never inside one */
+		memcpy(out + o, put, putlen);
+		o += putlen;
+		c += n > 0 ? n : 1;
+	}
+	out[o] = '\0';
+}
+
+/* base + "/" + the escaped token of name (name NULL: base itself), bounded. */
 static void pointer_join(char *out, size_t len, const char *base, const char *name)
 {
-	size_t n = (size_t)snprintf(out, len, "%s", base);
+	utf8_copy(out, len, base, SIZE_MAX);
+	size_t n = strlen(out);
 	if (name == NULL || n + 1 >= len)
 		return;
 	out[n++] = '/';
-	for (const char *c = name; *c != '\0' && n + 3 < len; c++) {
-		if (*c == '~' || *c == '/') {
-			out[n++] = '~';
-			out[n++] = *c == '~' ? '0' : '1';
-		} else {
-			out[n++] = *c;
-		}
-	}
-	out[n] = '\0';
+	jf_pointer_token(out + n, len - n, name);
 }
 
 void jf_fail(struct jf *j, const char *slug, const char *base, const char *name,
@@ -86,10 +104,76 @@ void jf_only(struct jf *j, const cJSON *obj, const char *base, const char *const
 		bool ok = false;
 		for (size_t i = 0; known[i] != NULL && !ok; i++)
 			ok = strcmp(m->string, known[i]) == 0;
-		if (!ok)
-			jf_fail(j, "unknown-field", base, m->string, "unknown field \"%.64s\"",
-				m->string);
+		if (!ok) {
+			/* At most 64 characters of the name, cut between characters. */
+			char shown[64 * 4 + 1];
+			utf8_copy(shown, sizeof shown, m->string, 64);
+			jf_fail(j, "unknown-field", base, m->string, "unknown field \"%s\"", shown);
+		}
 	}
+}
+
+/* Appends "/" + token (escaped) to the pointer of length at in ptr; the new length. */
+static size_t pointer_push(char *ptr, size_t len, size_t at, const char *token)
+{
+	if (at + 1 >= len)
+		return at;
+	ptr[at] = '/';
+	jf_pointer_token(ptr + at + 1, len - at - 1, token);
+	return at + 1 + strlen(ptr + at + 1);
+}
+
+/* The walk of jf_utf8_check: ptr[0..at) is v's pointer. */
+static bool utf8_walk(const cJSON *v, char *ptr, size_t len, size_t at, bool *in_name)
+{
+	if (cJSON_IsString(v) && utf8_length(v->valuestring) == UTF8_INVALID) {
+		*in_name = false;
+		return false;
+	}
+	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+		return true;
+	size_t i = 0;
+	for (const cJSON *c = v->child; c != NULL; c = c->next, i++) {
+		size_t next;
+		if (cJSON_IsObject(v)) {
+			if (utf8_length(c->string) == UTF8_INVALID) {
+				*in_name = true;
+				return false;
+			}
+			next = pointer_push(ptr, len, at, c->string);
+		} else {
+			char index[24];
+			snprintf(index, sizeof index, "%zu", i);
+			next = pointer_push(ptr, len, at, index);
+		}
+		if (!utf8_walk(c, ptr, len, next, in_name))
+			return false;
+		ptr[at] = '\0';
+	}
+	return true;
+}
+
+bool jf_utf8_check(const cJSON *v, char *pointer, size_t len, bool *in_name)
+{
+	pointer[0] = '\0';
+	return utf8_walk(v, pointer, len, 0, in_name);
+}
+
+bool jf_whole_number(const cJSON *v, long long lo, long long hi, long long *out)
+{
+	if (!cJSON_IsNumber(v))
+		return false;
+	double d = v->valuedouble;
+	/* Compared as doubles first: NaN fails both, and nothing out of range (1e300, inf)
+	 * is ever converted, which would be undefined behaviour. */
+	if (!(d >= (double)lo && d <= (double)hi))
+		return false;
+	long long n = (long long)d;
+	if ((double)n != d)
+		return false; /* a fraction */
+	if (out != NULL)
+		*out = n;
+	return true;
 }
 
 /* The member if present and not null; records missing-field when required. */
@@ -240,4 +324,18 @@ const char *jf_upn(struct jf *j, const cJSON *obj, const char *base, const char 
 		"%s must be a UPN: a check letter, 11 digits and a digit or letter (13 characters)",
 		name);
 	return NULL;
+}
+
+bool jf_int(struct jf *j, const cJSON *obj, const char *base, const char *name, bool required,
+	    long long lo, long long hi, long long *out)
+{
+	const cJSON *m = member(j, obj, base, name, required);
+	if (m == NULL)
+		return false;
+	if (!jf_whole_number(m, lo, hi, out)) {
+		jf_fail(j, "invalid-field", base, name,
+			"%s must be a whole number from %lld to %lld", name, lo, hi);
+		return false;
+	}
+	return true;
 }

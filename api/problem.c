@@ -1,8 +1,12 @@
 /* problem: builds RFC 9457 bodies (see problem.h). */
 #include "dualreg/problem.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "dualreg/utf8.h"
 #include "dualreg/xalloc.h"
 
 static const struct {
@@ -55,16 +59,37 @@ const char *problem_default_slug(int status)
 	return "error";
 }
 
+/*
+ * Adds text as a string member, well-formed UTF-8 whatever it holds. Details quote
+ * client input (member names, URLs, hosts) and are often cut to a bounded buffer by
+ * snprintf, which may split a character; cJSON copies bytes as they are. A body that
+ * is not UTF-8 is not JSON for the client, and PostgreSQL refuses to store it as an
+ * idempotent response, so every byte that is not part of a well-formed character is
+ * replaced (U+FFFD) here, where every problem text passes.
+ */
+static void add_text(cJSON *obj, const char *name, const char *text)
+{
+	if (utf8_length(text) != UTF8_INVALID) {
+		cJSON_AddStringToObject(obj, name, text);
+		return;
+	}
+	size_t cap = strlen(text) * 3 + 1; /* each byte may become a 3-byte U+FFFD */
+	char *clean = xmalloc(cap);
+	utf8_copy(clean, cap, text, SIZE_MAX);
+	cJSON_AddStringToObject(obj, name, clean);
+	free(clean);
+}
+
 cJSON *problem_new(int status, const char *slug, const char *title, const char *detail)
 {
 	char type[128];
 	cJSON *p = cJSON_CreateObject();
 	snprintf(type, sizeof type, "/problems/%s", slug ? slug : problem_default_slug(status));
 	cJSON_AddStringToObject(p, "type", type);
-	cJSON_AddStringToObject(p, "title", title ? title : http_reason(status));
+	add_text(p, "title", title ? title : http_reason(status));
 	cJSON_AddNumberToObject(p, "status", status);
 	if (detail != NULL)
-		cJSON_AddStringToObject(p, "detail", detail);
+		add_text(p, "detail", detail);
 	return p;
 }
 
@@ -74,7 +99,7 @@ void problem_add_error(cJSON *problem, const char *pointer, const char *detail)
 	if (errors == NULL)
 		errors = cJSON_AddArrayToObject(problem, "errors");
 	cJSON *e = cJSON_CreateObject();
-	cJSON_AddStringToObject(e, "pointer", pointer);
-	cJSON_AddStringToObject(e, "detail", detail);
+	add_text(e, "pointer", pointer);
+	add_text(e, "detail", detail);
 	cJSON_AddItemToArray(errors, e);
 }

@@ -14,6 +14,11 @@
  * Limits: header and body sizes from the config (evhttp enforces them while reading),
  * a connection read/write timeout, and a cap on requests in progress (503 beyond it),
  * since libevent 2.1 has no connection limit of its own.
+ *
+ * What the transport leaves to us: a HEAD reply must carry no body (send_raw), a CONNECT
+ * is refused as an ordinary request (gen_cb), the query string is parsed strictly once
+ * per request (router_query_*), and a body is well-formed UTF-8 before any handler
+ * reads it (api_json_body).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +44,7 @@
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/idempotency.h"
+#include "dualreg/json_fields.h"
 #include "dualreg/log.h"
 #include "dualreg/problem.h"
 #include "dualreg/status_cache.h"
@@ -56,6 +62,7 @@ struct req_slot {
 	bool reply_pending;
 	int pend_status;
 	char *pend_ctype, *pend_body;
+	struct router_query query; /* parsed once, read by api_query_param */
 	TAILQ_ENTRY(req_slot) link;
 };
 TAILQ_HEAD(req_list, req_slot);
@@ -176,7 +183,15 @@ static void track_write(struct evhttp_request *req)
 	evhttp_connection_set_closecb(evcon, write_conn_closed_cb, t);
 }
 
-/* Sends status + body (may be NULL) with the given content type. */
+/*
+ * Sends status + body (may be NULL) with the given content type.
+ *
+ * A reply to HEAD has the headers GET would get, Content-Length included, and no body.
+ * libevent 2.1 leaves Content-Length out of a HEAD reply but still writes any body it
+ * is handed, so on a kept-alive connection those bytes would be read as the start of
+ * the next response; the body is dropped here, where every reply passes (routed,
+ * refused, evhttp's own errors).
+ */
 static void send_raw(struct evhttp_request *req, int status, const char *ctype, const char *body,
 		     size_t len)
 {
@@ -185,6 +200,13 @@ static void send_raw(struct evhttp_request *req, int status, const char *ctype, 
 		evhttp_add_header(h, "Content-Type", ctype);
 	if (evhttp_find_header(h, "Cache-Control") == NULL)
 		evhttp_add_header(h, "Cache-Control", "no-store");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && body != NULL) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", len);
+		evhttp_remove_header(h, "Content-Length");
+		evhttp_add_header(h, "Content-Length", n);
+		body = NULL;
+	}
 	struct evbuffer *buf = NULL;
 	if (body != NULL) {
 		buf = evbuffer_new();
@@ -243,6 +265,7 @@ static void req_release_work(struct api_req *r)
 static void slot_free(struct req_slot *slot)
 {
 	idem_free(&slot->r);
+	router_query_free(&slot->query);
 	free(slot->pend_ctype);
 	free(slot->pend_body);
 	free(slot);
@@ -401,24 +424,19 @@ const char *api_header(struct api_req *r, const char *name)
 	return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
 }
 
-bool api_query_param(struct api_req *r, const char *name, char *buf, size_t buflen)
+int api_query_param(struct api_req *r, const char *name, char *buf, size_t buflen)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
-	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-	if (q == NULL)
-		return false;
-	struct evkeyvalq params;
-	TAILQ_INIT(&params);
-	if (evhttp_parse_query_str(q, &params) != 0) {
-		evhttp_clear_headers(&params);
-		return false;
+	const struct req_slot *slot = (const struct req_slot *)r;
+	const char *v = router_query_find(&slot->query, name);
+	if (v == NULL)
+		return 0; /* buf keeps the caller's default */
+	size_t len = strlen(v);
+	if (len >= buflen) {
+		buf[0] = '\0';
+		return -1; /* never cut: "0000005xyz" cut to "0000005" would pass as 5 */
 	}
-	const char *v = evhttp_find_header(&params, name);
-	bool found = v != NULL;
-	if (found)
-		snprintf(buf, buflen, "%s", v);
-	evhttp_clear_headers(&params);
-	return found;
+	memcpy(buf, v, len + 1);
+	return 1;
 }
 
 cJSON *api_json_body(struct api_req *r)
@@ -455,6 +473,37 @@ cJSON *api_json_body(struct api_req *r)
 				(size_t)(end - text));
 		return NULL;
 	}
+	/* cJSON decodes \u0000 into a NUL that silently ends the C string there ("ab\u0000cd"
+	 * would be read as "ab"); no text field can hold it. The body parsed, so every
+	 * backslash in it starts an escape inside a string: skipping each escaped character
+	 * is enough to find them. */
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] == 'u' && i + 5 < len && strncmp(text + i + 2, "0000", 4) == 0) {
+			cJSON_Delete(root);
+			api_reply_error(r, 400, "invalid-json",
+					"a string holds \\u0000 (at byte %zu), which no text can "
+					"contain",
+					i);
+			return NULL;
+		}
+		i++;
+	}
+	/* JSON is UTF-8 (RFC 8259); cJSON copies other bytes through as they are. Checked
+	 * here, once for every body, so that no member name or string of any handler
+	 * reaches the database (which refuses it: a 500) or a reply without it. */
+	char pointer[256];
+	bool in_name = false;
+	if (!jf_utf8_check(root, pointer, sizeof pointer, &in_name)) {
+		cJSON_Delete(root);
+		cJSON *p = problem_new(400, "invalid-json", NULL, "the body is not valid UTF-8");
+		problem_add_error(p, pointer,
+				  in_name ? "a member name of this object is not valid UTF-8"
+					  : "not valid UTF-8");
+		api_reply_problem(r, p);
+		return NULL;
+	}
 	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
 		api_reply_error(r, 422, "invalid-body", "the body must be a JSON object");
@@ -463,13 +512,34 @@ cJSON *api_json_body(struct api_req *r)
 	return root;
 }
 
+/*
+ * libevent 2.1 takes the reply to a CONNECT for the start of a tunnel: it writes the
+ * body without a Content-Length and never closes the connection after it, whatever
+ * Connection says, so the client waits for the end of a reply that never comes until
+ * the idle timeout. dualregd is not a proxy: its refusal is sent as the reply to an
+ * ordinary request (the type only steers how evhttp frames and ends the reply) on a
+ * connection that then closes.
+ */
+static void connect_as_plain_request(struct evhttp_request *req)
+{
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_CONNECT)
+		return;
+	req->type = EVHTTP_REQ_GET;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_remove_header(h, "Connection");
+	evhttp_add_header(h, "Connection", "close");
+}
+
 /* Routes one request; every reply path ends in api_reply_* or send_problem_now. */
 static void gen_cb(struct evhttp_request *req, void *arg)
 {
 	struct api_server *s = arg;
 	unsigned method = method_of(evhttp_request_get_command(req));
+	bool is_connect = evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT;
+	connect_as_plain_request(req); /* before any reply */
 
 	if (s->draining) {
+		evhttp_remove_header(evhttp_request_get_output_headers(req), "Connection");
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		send_problem_now(req, problem_new(503, "shutting-down", NULL,
 						  "the server is shutting down; retry"));
@@ -485,12 +555,31 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (path == NULL || path[0] == '\0')
 		path = "/";
+	/* A CONNECT target is parsed as an authority (host:port), leaving no path; one that
+	 * is a path ("CONNECT /v1/me") is routed like any other, for a 405 and its Allow. */
+	char *connect_path = NULL;
+	if (is_connect) {
+		const char *target = evhttp_request_get_uri(req);
+		if (target != NULL && target[0] == '/')
+			connect_path = xstrndup(target, strcspn(target, "?#"));
+		path = connect_path;
+	}
 
-	const struct router_route *route;
+	const struct router_route *route = NULL;
 	struct router_params params;
 	unsigned allowed;
 	char allow[96];
-	switch (router_match(api_routes, api_nroutes, method, path, &route, &params, &allowed)) {
+	enum router_outcome outcome;
+	if (path == NULL) {
+		/* CONNECT host:port: no resource here is a tunnel, and none allows it. */
+		outcome = ROUTER_BAD_METHOD;
+		allowed = 0;
+	} else {
+		outcome = router_match(api_routes, api_nroutes, method, path, &route, &params,
+				       &allowed);
+	}
+	free(connect_path);
+	switch (outcome) {
 	case ROUTER_NOT_FOUND:
 		send_problem_now(req, problem_new(404, NULL, NULL, "no such resource"));
 		return;
@@ -503,8 +592,12 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 		}
 		{
 			char detail[160];
-			snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s",
-				 method_name(method), allow);
+			if (allowed == 0)
+				snprintf(detail, sizeof detail,
+					 "CONNECT is not supported: this server is not a proxy");
+			else
+				snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s",
+					 is_connect ? "CONNECT" : method_name(method), allow);
 			send_problem_now(req, problem_new(405, NULL, NULL, detail));
 		}
 		return;
@@ -527,6 +620,19 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_assign(&slot->ev_deadline, s->env->base, deadline_cb, slot);
 	evtimer_add(&slot->ev_deadline, &tv);
+	char why[512], bad_name[64 * 4 + 1];
+	if (router_query_parse(uri ? evhttp_uri_get_query(uri) : NULL, &slot->query, why,
+			       sizeof why, bad_name, sizeof bad_name) != 0) {
+		cJSON *p = problem_new(400, "invalid-query", NULL, why);
+		char pointer[sizeof bad_name * 2 + 8] = "/query";
+		if (bad_name[0] != '\0') {
+			strcat(pointer, "/");
+			jf_pointer_token(pointer + 7, sizeof pointer - 7, bad_name);
+		}
+		problem_add_error(p, pointer, why);
+		api_reply_problem(r, p);
+		return;
+	}
 	if (route->access == ROUTE_PUBLIC)
 		run_handler(r);
 	else
@@ -668,5 +774,6 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_clear_headers(h);
 	evhttp_add_header(h, "Connection", "close");
+	connect_as_plain_request(req);
 	send_problem_now(req, problem_new(error, NULL, NULL, detail));
 }

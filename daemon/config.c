@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +176,9 @@ int cfg_parse_duration_ms(const char *text, unsigned *out_ms, char *err, size_t 
 	double v = strtod(text, &end);
 	double mult = 1000.0; /* a bare number is seconds */
 
-	if (end == text || errno != 0 || v < 0) {
+	/* strtod also reads "nan" and "inf": NaN passes every range check below and then
+	 * converts to an integer with undefined behaviour, so only finite numbers count. */
+	if (end == text || errno != 0 || !isfinite(v) || v < 0) {
 		snprintf(err, errlen, "expected a duration such as 30s, 500ms or 2m, got \"%s\"",
 			 text);
 		return -1;

@@ -76,6 +76,13 @@ static const struct {
     {"[database]\nurl =\n", "[database] url: must not be empty"},
     {"[log]\nlevel = chatty\n", "t.conf:2: [log] level: expected error, warn, info or debug"},
     {"[server\nlisten = 1\n", "t.conf:1: syntax error"},
+    /* strtod reads these as numbers; none of them is a duration */
+    {"[server]\ndrain_timeout = nan\n", "t.conf:2: [server] drain_timeout: expected a duration"},
+    {"[server]\nrequest_timeout = -nan\n", "t.conf:2: [server] request_timeout: expected a"},
+    {"[alerts]\nmissing_grace = NaNms\n", "t.conf:2: [alerts] missing_grace: expected a"},
+    {"[server]\ndrain_timeout = inf\n", "t.conf:2: [server] drain_timeout: "},
+    {"[server]\ndrain_timeout = 1e400\n", "t.conf:2: [server] drain_timeout: "},
+    {"[webhooks]\nretry_schedule = 5s, nan, 2m\n", "t.conf:2: [webhooks] retry_schedule: expected"},
 };
 
 START_TEST(test_bad_input)
@@ -166,6 +173,10 @@ START_TEST(test_parsers)
 	ck_assert_int_eq(cfg_parse_duration_ms("1h", &ms, err, sizeof err), 0);
 	ck_assert_uint_eq(ms, 3600000);
 	ck_assert_int_eq(cfg_parse_duration_ms("-1s", &ms, err, sizeof err), -1);
+	/* Not finite: NaN would pass every range check and then convert undefined. */
+	ck_assert_int_eq(cfg_parse_duration_ms("nan", &ms, err, sizeof err), -1);
+	ck_assert_int_eq(cfg_parse_duration_ms("infinity", &ms, err, sizeof err), -1);
+	ck_assert_int_eq(cfg_parse_duration_ms("1e999ms", &ms, err, sizeof err), -1);
 	ck_assert_int_eq(cfg_parse_size("2G", &sz, err, sizeof err), 0);
 	ck_assert_uint_eq(sz, 2ull << 30);
 	ck_assert_int_eq(cfg_parse_size("9999999999999G", &sz, err, sizeof err), -1);

@@ -41,5 +41,6 @@ Suite *jobs_suite(void);
 Suite *reads_suite(void);
 Suite *changes_suite(void); /* the change feed, on the reads fixture */
 Suite *listen_suite(void);
+Suite *fuzz_regressions_suite(void); /* the defects of the fuzzing run of 2026-11-28 */
 
 #endif

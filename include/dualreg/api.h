@@ -119,8 +119,14 @@ void api_reply_error(struct api_req *r, int status, const char *slug, const char
 const char *api_key_scope(const struct api_req *r);
 /* A request header, or NULL. */
 const char *api_header(struct api_req *r, const char *name);
-/* A query-string parameter (decoded) copied into buf; false if absent. */
-bool api_query_param(struct api_req *r, const char *name, char *buf, size_t buflen);
+/*
+ * A query-string parameter, decoded, copied into buf: 1 if present (a parameter
+ * without "=" is present with an empty value), 0 if absent (buf is left as it is, so
+ * it may hold a default), -1 if its value does not fit in buflen (buf is then ""): a
+ * value is never cut short, callers answer -1 as an invalid value. A query string that cannot be read at all (see router_query_parse)
+ * was answered 400 invalid-query before the handler ran.
+ */
+int api_query_param(struct api_req *r, const char *name, char *buf, size_t buflen);
 
 /*
  * The request body as a JSON object. Checks Content-Type (415), parses (400 with the

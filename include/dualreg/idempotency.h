@@ -14,7 +14,8 @@
  * timeout was abandoned and is taken over, a row older than 24 hours is reused). The
  * handler's reply is stored (state 'done') before it is sent, so only a stored response
  * can ever be replayed; a 5xx reply releases the claim instead, so that a retry runs
- * again. A timer purges rows older than 24 hours.
+ * again, and so does a reply the database refuses to store. A timer purges rows older
+ * than 24 hours.
  */
 #ifndef DUALREG_IDEMPOTENCY_H
 #define DUALREG_IDEMPOTENCY_H
@@ -62,9 +63,9 @@ enum idem_decision idem_decide(bool claimed, const char *state, const char *stor
 void idem_begin(struct api_req *r, void (*next)(struct api_req *r));
 /*
  * The handler replied status (with body text, NULL for none, of content type ctype):
- * stores it (or releases the claim for a 5xx), then calls send(r). If the database does
- * not answer, send(r) still runs (the claim is left to expire as abandoned). Strings are
- * copied.
+ * stores it (or releases the claim for a 5xx, or when storing it fails), then calls
+ * send(r). If the database does not answer, send(r) still runs (the claim is left to
+ * expire as abandoned). Strings are copied.
  */
 void idem_end(struct api_req *r, int status, const char *ctype, const char *body,
 	      void (*send)(struct api_req *r));

@@ -7,6 +7,10 @@
  * Conventions: a member that is absent or JSON null counts as absent; a required
  * member that is absent is "missing-field"; a member of the wrong type or shape gets
  * the slug the caller names (or "invalid-field").
+ *
+ * Every body is checked with jf_utf8_check before any handler reads it (api_json_body),
+ * so a string that reaches a reader, and through it the database, is well-formed
+ * UTF-8. Numbers are range-checked as doubles before any conversion (jf_whole_number).
  */
 #ifndef DUALREG_JSON_FIELDS_H
 #define DUALREG_JSON_FIELDS_H
@@ -36,6 +40,29 @@ bool jf_is_null(const cJSON *obj, const char *name);
 /* Records an "unknown-field" error for every member of obj not listed in known
  * (NULL-terminated). */
 void jf_only(struct jf *j, const cJSON *obj, const char *base, const char *const known[]);
+
+/* name as one JSON pointer reference token (RFC 6901: "~" as "~0", "/" as "~1") in out
+ * (len >= 1 bytes), cut between characters to fit; bytes that are not UTF-8 become
+ * U+FFFD, so the token is always fit for a problem body. */
+void jf_pointer_token(char *out, size_t len, const char *name);
+/*
+ * True when every member name and string value in the tree under v is well-formed
+ * UTF-8. Otherwise false, with the JSON pointer of the first bad string in pointer
+ * (bounded by len) and *in_name telling whether it is a member name (then the pointer
+ * is that of the object holding it) or a value.
+ */
+bool jf_utf8_check(const cJSON *v, char *pointer, size_t len, bool *in_name);
+/*
+ * True when v is a number holding a whole number from lo to hi (both within +-2^53,
+ * where doubles are exact), stored in *out unless out is NULL. The range is checked on
+ * the double before it is converted: converting 1e300 or inf to an integer is undefined
+ * behaviour in C, and JSON allows any magnitude.
+ */
+bool jf_whole_number(const cJSON *v, long long lo, long long hi, long long *out);
+/* A whole-number member from lo to hi (see jf_whole_number) into *out; false if absent
+ * or bad (an "invalid-field" error). */
+bool jf_int(struct jf *j, const cJSON *obj, const char *base, const char *name, bool required,
+	    long long lo, long long hi, long long *out);
 
 /* A string of 1..maxlen bytes without control characters; NULL if absent or bad. */
 const char *jf_text(struct jf *j, const cJSON *obj, const char *base, const char *name,

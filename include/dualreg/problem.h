@@ -3,6 +3,8 @@
  * {type, title, status, detail, errors[]}, where type is a relative reference
  * "/problems/<slug>" documented in api/openapi.yaml, title is the HTTP reason phrase
  * unless given, and errors[] lists JSON pointers to the offending input fields.
+ * Texts (title, detail, pointers) are stored as well-formed UTF-8 whatever they hold:
+ * bytes that are not are replaced with U+FFFD, so a body is always valid JSON.
  */
 #ifndef DUALREG_PROBLEM_H
 #define DUALREG_PROBLEM_H

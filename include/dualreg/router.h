@@ -3,7 +3,8 @@
  * Patterns are literal segments and {name} placeholders ("/v1/schools/{urn}"); a
  * placeholder matches one non-empty segment, percent-decoded, at most
  * ROUTER_PARAM_MAX bytes. The outcome tells 404 (no such path) from 405 (path exists,
- * other methods) and lists the allowed methods for the Allow header.
+ * other methods) and lists the allowed methods for the Allow header. Also reads the
+ * query string (router_query_*).
  */
 #ifndef DUALREG_ROUTER_H
 #define DUALREG_ROUTER_H
@@ -55,5 +56,29 @@ enum router_outcome router_match(const struct router_route *routes, size_t nrout
 
 /* "GET, HEAD, POST" for a method set, written into buf (bounded). */
 void router_allow_header(unsigned allowed, char *buf, size_t buflen);
+
+/*
+ * The query string, read strictly and once, so that no handler sees a parameter that
+ * is not what the client sent. Parameters are separated by "&"; each is "name=value",
+ * or "name" alone, which has an empty value (as URLSearchParams reads it); empty
+ * pieces ("a=1&&b=2", a trailing "&") are skipped. Names and values are decoded: %XX
+ * escapes, "+" as a space. Refused, with why: a malformed escape, an escape decoding to
+ * NUL (it would cut the value short), a name or value that is not UTF-8 once decoded,
+ * and a name given twice (which of the two would count is a guess).
+ */
+struct router_query {
+	size_t n;
+	const char **name, **value; /* n each, into buf */
+	char *buf;
+};
+
+/* Parses query (raw, after "?"; NULL: none) into q. 0, or -1 with why and the
+ * offending parameter's decoded name (or "" if the name itself is bad) in bad_name;
+ * q needs router_query_free either way. */
+int router_query_parse(const char *query, struct router_query *q, char *why, size_t whylen,
+		       char *bad_name, size_t bad_name_len);
+/* The decoded value of parameter name, or NULL if absent. */
+const char *router_query_find(const struct router_query *q, const char *name);
+void router_query_free(struct router_query *q);
 
 #endif

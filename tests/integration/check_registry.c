@@ -344,12 +344,13 @@ START_TEST(test_pupils)
 	     "\"2012-01-01\",\"nhs\":1}",
 	     upn2, longname);
 	ck_assert(has_pointer("/given_name") && has_pointer("/nhs"));
-	/* Lengths count characters, not bytes; bytes that are not UTF-8 are refused. */
+	/* Lengths count characters, not bytes; bytes that are not UTF-8 are refused, as
+	 * in any body: the body is not valid JSON. */
 	call("POST", "/v1/pupils", k_admin,
 	     "{\"upn\":\"%s\",\"given_name\":\"Zo\xff\",\"family_name\":\"B\","
 	     "\"date_of_birth\":\"2012-01-01\"}",
 	     upn2);
-	expect_problem(422, "invalid-field");
+	expect_problem(400, "invalid-json");
 	ck_assert(has_pointer("/given_name"));
 	char accents[256] = "";
 	for (int i = 0; i < 100; i++)
