@@ -5,6 +5,8 @@
  *  GET   /v1/schools/{urn}           admin, or a school key for its own school (else 404)
  *  PATCH /v1/schools/{urn}           admin: name, laestab, kind, register_close, feed
  *  GET   /v1/schools/{urn}/pull      admin or that school: the feed's state, refusals
+ *  GET   /v1/schools/{urn}/sync      admin or that school: is its integration healthy
+ *                                    (webhooks, feed, API marks; dualreg_sync_health)
  *  PUT   /v1/schools/{urn}/closures  admin or the school's key: replaces the closure list
  *                                    and re-derives D marks over the dates it changes
  *  GET   /v1/schools/{urn}/closures  like GET /v1/schools/{urn}
@@ -274,6 +276,13 @@ void h_school_patch(struct api_req *r)
 void h_school_pull(struct api_req *r)
 {
 	school_read(r, "SELECT 200, dualreg_pull_status(urn) FROM schools "
+		       "WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)");
+}
+
+/* The same document as `dualregctl sync status --school`: both call the one function. */
+void h_school_sync(struct api_req *r)
+{
+	school_read(r, "SELECT 200, dualreg_sync_health(urn) FROM schools "
 		       "WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)");
 }
 

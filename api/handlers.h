@@ -34,6 +34,7 @@ void h_schools_list(struct api_req *r);
 void h_school_get(struct api_req *r);
 void h_school_patch(struct api_req *r);
 void h_school_pull(struct api_req *r);
+void h_school_sync(struct api_req *r);
 void h_closures_get(struct api_req *r);
 void h_closures_put(struct api_req *r);
 void h_pupils_create(struct api_req *r);

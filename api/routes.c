@@ -25,6 +25,7 @@ const struct router_route api_routes[] = {
     {RM_GET, "/v1/schools/{urn}", "schools.get", ROUTE_KEY, H(h_school_get)},
     {RM_PATCH, "/v1/schools/{urn}", "schools.patch", ROUTE_ADMIN, H(h_school_patch)},
     {RM_GET, "/v1/schools/{urn}/pull", "schools.pull", ROUTE_KEY, H(h_school_pull)},
+    {RM_GET, "/v1/schools/{urn}/sync", "schools.sync", ROUTE_KEY, H(h_school_sync)},
     {RM_GET, "/v1/schools/{urn}/closures", "closures.get", ROUTE_KEY, H(h_closures_get)},
     {RM_PUT, "/v1/schools/{urn}/closures", "closures.put", ROUTE_KEY, H(h_closures_put)},
     {RM_POST, "/v1/pupils", "pupils.create", ROUTE_KEY, H(h_pupils_create)},

@@ -3,6 +3,11 @@
  * environment as dualregd (-c FILE, DUALREG_DATABASE_URL, ...), talks to PostgreSQL
  * directly with ordinary blocking libpq calls, and exits 0 on success, 1 on failure,
  * 2 on a usage or configuration error.
+ *
+ * The commands are a tree of struct ctl_command (ctl.h): this file holds the root's
+ * table, the commands that have no module of their own (migrate, version, key), and
+ * the dispatcher, which walks the tree by the arguments and answers --help for any
+ * command from its node, before loading the configuration.
  */
 #include <getopt.h>
 #include <libpq-fe.h>
@@ -17,44 +22,6 @@
 #ifndef DUALREG_SQLDIR
 #define DUALREG_SQLDIR "/usr/local/share/dualreg/sql"
 #endif
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: dualregctl [-c FILE] COMMAND [ARGS]\n"
-		"\n"
-		"commands:\n"
-		"  migrate [--dir DIR] [--status]  apply pending schema migrations\n"
-		"  version                         print the version and schema version\n"
-		"  key create --admin [--name TEXT]\n"
-		"  key create --school URN [--name TEXT]\n"
-		"                                  create an API key; the token is printed once\n"
-		"  key list [--json]               list keys (never their tokens)\n"
-		"  key revoke ID                   revoke a key at once\n"
-		"  seed --demo                     add a small demo (idempotent) and print\n"
-		"                                  fresh demo keys as shell assignments\n"
-		"  school add --urn URN --name NAME --kind mainstream|pru|ap|special\n"
-		"             [--laestab NNNNNNN]  add a school\n"
-		"  school list [--json]            list schools\n"
-		"  school show URN [--json]        one school\n"
-		"  pupil import FILE.csv [--skip-bad]\n"
-		"                                  import pupils (upn,given_name,family_name,\n"
-		"                                  date_of_birth); all or nothing unless --skip-bad\n"
-		"  registration add --upn UPN --urn URN --role main|subsidiary --start DATE\n"
-		"             [--end DATE] [--schedule 'mon=AM,PM;tue=AM']\n"
-		"  registration end ID --date DATE\n"
-		"  registration schedule ID --from DATE --schedule SCHED\n"
-		"                                  registrations, with the API's rules\n"
-		"  deliveries list [--status S] [--subscription ID] [--limit N] [--json]\n"
-		"  deliveries retry ID             send a webhook delivery again now\n"
-		"  sync status [--json]            webhook deliveries and school pulls\n"
-		"  purge --before YYYY-MM-DD [--force]\n"
-		"                                  delete marks, history, events and audit records\n"
-		"                                  older than the date (six years kept unless --force)\n"
-		"\n"
-		"  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
-		"The migrations directory defaults to $DUALREG_SQL_DIR, else " DUALREG_SQLDIR ".\n");
-}
 
 PGconn *ctl_connect(const struct config *cfg)
 {
@@ -73,6 +40,12 @@ PGconn *ctl_connect(const struct config *cfg)
 	return conn;
 }
 
+static const char migrate_usage[] =
+    "usage: dualregctl migrate [--dir DIR] [--status]\n"
+    "Applies every sql/NNN_*.sql not yet recorded in schema_migrations, each in its own\n"
+    "transaction. --status only reports versions. DIR defaults to $DUALREG_SQL_DIR, else\n"
+    DUALREG_SQLDIR ".\n";
+
 static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 {
 	const char *dir = getenv("DUALREG_SQL_DIR");
@@ -80,12 +53,11 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"dir", required_argument, NULL, 'd'},
 	    {"status", no_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "d:sh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:s", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			dir = optarg;
@@ -93,12 +65,8 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 		case 's':
 			status_only = true;
 			break;
-		case 'h':
-			printf("usage: dualregctl migrate [--dir DIR] [--status]\n"
-			       "Applies every sql/NNN_*.sql not yet recorded in schema_migrations,\n"
-			       "each in its own transaction. --status only reports versions.\n");
-			return 0;
 		default:
+			fputs(migrate_usage, stderr);
 			return 2;
 		}
 	}
@@ -142,20 +110,25 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	return rc;
 }
 
-static int key_create(PGconn *conn, int argc, char **argv)
+static const char key_create_usage[] =
+    "usage: dualregctl key create (--admin | --school URN) [--name TEXT]\n"
+    "Creates an API key for the HTTP API: an admin key, or a key for one school. The token\n"
+    "is printed once on stdout; only its SHA-256 is stored. The name defaults to \"admin\"\n"
+    "or \"school URN\".\n";
+
+static int key_create(const struct config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"admin", no_argument, NULL, 'a'},
 	    {"school", required_argument, NULL, 's'},
 	    {"name", required_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool admin = false;
 	const char *urn = NULL, *name = NULL;
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "as:n:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "as:n:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a':
 			admin = true;
@@ -166,10 +139,8 @@ static int key_create(PGconn *conn, int argc, char **argv)
 		case 'n':
 			name = optarg;
 			break;
-		case 'h':
-			printf("usage: dualregctl key create (--admin | --school URN) [--name TEXT]\n");
-			return 0;
 		default:
+			fputs(key_create_usage, stderr);
 			return 2;
 		}
 	}
@@ -186,10 +157,15 @@ static int key_create(PGconn *conn, int argc, char **argv)
 		fprintf(stderr, "dualregctl: --name must be 1 to 100 characters\n");
 		return 2;
 	}
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
 	char token[AUTH_TOKEN_LEN + 1];
 	long long id;
-	if (ctl_key_insert(conn, name, urn, token, sizeof token, &id) != 0)
-		return 1;
+	int rc = ctl_key_insert(conn, name, urn, token, sizeof token, &id);
+	PQfinish(conn);
+	if (rc != 0)
+		return rc;
 	fprintf(stderr, "created key %lld (%s); the token is shown only now:\n", id, name);
 	printf("%s\n", token);
 	return 0;
@@ -226,8 +202,21 @@ int ctl_key_insert(PGconn *conn, const char *name, const char *urn, char *token,
 	return 0;
 }
 
-static int key_list(PGconn *conn, bool json)
+static const char key_list_usage[] =
+    "usage: dualregctl key list [--json]\n"
+    "Lists the API keys: id, role, school, token prefix, creation time, state and name\n"
+    "(never their tokens).\n";
+
+static int key_list(const struct config *cfg, int argc, char **argv)
 {
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0)) {
+		fputs(key_list_usage, stderr);
+		return 2;
+	}
+	bool json = argc == 2;
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
 	PGresult *r = PQexec(conn,
 			     json ? "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, "
 				    "'role', role, 'urn', urn, 'prefix', prefix, 'created_at', created_at, "
@@ -236,12 +225,11 @@ static int key_list(PGconn *conn, bool json)
 				    "to_char(created_at, 'YYYY-MM-DD HH24:MI'), "
 				    "CASE WHEN revoked_at IS NULL THEN 'active' ELSE 'revoked' END, name "
 				    "FROM api_keys ORDER BY id");
+	int rc = 0;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
-		PQclear(r);
-		return 1;
-	}
-	if (json) {
+		rc = 1;
+	} else if (json) {
 		printf("%s\n", PQgetvalue(r, 0, 0));
 	} else {
 		printf("%-6s %-7s %-7s %-11s %-17s %-8s %s\n", "ID", "ROLE", "URN", "PREFIX",
@@ -252,17 +240,32 @@ static int key_list(PGconn *conn, bool json)
 			       PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
 	}
 	PQclear(r);
-	return 0;
+	PQfinish(conn);
+	return rc;
 }
 
-static int key_revoke(PGconn *conn, const char *id)
+static const char key_revoke_usage[] =
+    "usage: dualregctl key revoke ID\n"
+    "Revokes a key at once; running daemons stop accepting it within [limits]\n"
+    "key_cache_ttl. Revoking a revoked key keeps its first revocation time.\n";
+
+static int key_revoke(const struct config *cfg, int argc, char **argv)
 {
+	if (argc != 2) {
+		fputs(key_revoke_usage, stderr);
+		return 2;
+	}
+	const char *id = argv[1];
 	char *end;
 	strtoll(id, &end, 10);
 	if (id[0] == '\0' || *end != '\0') {
 		fprintf(stderr, "dualregctl: key revoke needs a numeric key id\n");
+		fputs(key_revoke_usage, stderr);
 		return 2;
 	}
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
 	const char *params[] = {id};
 	PGresult *r = PQexecParams(conn,
 				   "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
@@ -279,97 +282,254 @@ static int key_revoke(PGconn *conn, const char *id)
 		printf("revoked key %s (%s)\n", id, PQgetvalue(r, 0, 0));
 	}
 	PQclear(r);
+	PQfinish(conn);
 	return rc;
 }
 
-static int cmd_key(const struct config *cfg, int argc, char **argv)
+static const char version_usage[] =
+    "usage: dualregctl version\n"
+    "Prints dualregctl's version and the schema version it expects.\n";
+
+static int cmd_version(const struct config *cfg, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		printf("usage: dualregctl key create|list|revoke ...\n");
-		return argc < 2 ? 2 : 0;
-	}
-	const char *sub = argv[1];
-	if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0) {
-		fprintf(stderr, "dualregctl: unknown key command \"%s\"\n", sub);
+	(void)cfg;
+	(void)argv;
+	if (argc != 1) {
+		fputs(version_usage, stderr);
 		return 2;
 	}
-	if (strcmp(sub, "revoke") == 0 && argc != 3) {
-		fprintf(stderr, "usage: dualregctl key revoke ID\n");
+	printf("dualregctl %s (schema %d)\n", DUALREG_VERSION, DUALREG_SCHEMA_VERSION);
+	return 0;
+}
+
+static int print_path(const struct ctl_command *cmd, const char *path, void *arg)
+{
+	(void)cmd;
+	(void)arg;
+	printf("%s\n", path);
+	return 0;
+}
+
+static const char commands_usage[] =
+    "usage: dualregctl commands\n"
+    "Prints the path of every command and subcommand, one per line, hidden ones\n"
+    "included (\"key\", \"key create\", ...): for scripts, shell completion and tests.\n";
+
+/* Every command path, hidden ones too, for the tests and for shell completion. */
+static int cmd_commands(const struct config *cfg, int argc, char **argv)
+{
+	(void)cfg;
+	(void)argv;
+	if (argc != 1) {
+		fputs(commands_usage, stderr);
 		return 2;
 	}
-	if (strcmp(sub, "list") == 0 && (argc > 3 || (argc == 3 && strcmp(argv[2], "--json") != 0))) {
-		fprintf(stderr, "usage: dualregctl key list [--json]\n");
-		return 2;
+	return ctl_commands_walk(&ctl_root, true, print_path, NULL);
+}
+
+static const struct ctl_command migrate_command = {
+    .name = "migrate",
+    .summary = "apply pending schema migrations",
+    .usage = migrate_usage,
+    .run = cmd_migrate,
+};
+
+static const struct ctl_command version_command = {
+    .name = "version",
+    .summary = "print the version and schema version",
+    .usage = version_usage,
+    .run = cmd_version,
+    .flags = CTL_NO_CONFIG,
+};
+
+static const struct ctl_command key_create_command = {
+    .name = "create",
+    .summary = "create an API key; the token is printed once",
+    .usage = key_create_usage,
+    .run = key_create,
+};
+
+static const struct ctl_command key_list_command = {
+    .name = "list",
+    .summary = "list keys (never their tokens)",
+    .usage = key_list_usage,
+    .run = key_list,
+};
+
+static const struct ctl_command key_revoke_command = {
+    .name = "revoke",
+    .summary = "revoke a key at once",
+    .usage = key_revoke_usage,
+    .run = key_revoke,
+};
+
+static const struct ctl_command *const key_commands[] = {
+    &key_create_command, &key_list_command, &key_revoke_command, NULL,
+};
+
+static const struct ctl_command key_command = {
+    .name = "key",
+    .summary = "API keys",
+    .usage = "usage: dualregctl key COMMAND [ARGS]\n"
+	     "API keys for the HTTP API, stored only as SHA-256 hashes.\n",
+    .subs = key_commands,
+};
+
+static const struct ctl_command commands_command = {
+    .name = "commands",
+    .summary = "print every command path, one per line",
+    .usage = commands_usage,
+    .run = cmd_commands,
+    .flags = CTL_HIDDEN | CTL_NO_CONFIG,
+};
+
+/* In the order --help lists them. */
+static const struct ctl_command *const root_commands[] = {
+    &migrate_command,
+    &version_command,
+    &key_command,
+    &ctl_seed_command,
+    &ctl_school_command,
+    &ctl_pupil_command,
+    &ctl_registration_command,
+    &ctl_deliveries_command,
+    &ctl_sync_command,
+    &ctl_purge_command,
+    &commands_command,
+    NULL,
+};
+
+const struct ctl_command ctl_root = {
+    .name = "dualregctl",
+    .summary = "manage a dualreg installation",
+    .usage = "usage: dualregctl [-c FILE] COMMAND [ARGS]\n"
+	     "Works on dualregd's database directly, with the same configuration file and\n"
+	     "environment. Exit status: 0 success, 1 failure, 2 usage or configuration error.\n"
+	     "\n"
+	     "  -c FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
+	     "  -h, --help  this text; after a command, that command's usage\n",
+    .subs = root_commands,
+};
+
+/* Walks the commands below cmd; path holds cmd's path (used bytes of len). */
+static int walk(const struct ctl_command *cmd, bool hidden, char *path, size_t len, size_t used,
+		int (*fn)(const struct ctl_command *cmd, const char *path, void *arg), void *arg)
+{
+	for (const struct ctl_command *const *sub = cmd->subs; sub != NULL && *sub != NULL; sub++) {
+		if (((*sub)->flags & CTL_HIDDEN) && !hidden)
+			continue;
+		int n = snprintf(path + used, len - used, "%s%s", used ? " " : "", (*sub)->name);
+		size_t end = n < 0 || (size_t)n >= len - used ? len - 1 : used + (size_t)n;
+		int rc = fn(*sub, path, arg);
+		if (rc == 0)
+			rc = walk(*sub, hidden, path, len, end, fn, arg);
+		path[used] = '\0';
+		if (rc != 0)
+			return rc;
 	}
-	PGconn *conn = ctl_connect(cfg);
-	if (conn == NULL)
-		return 1;
-	int rc;
-	if (strcmp(sub, "create") == 0)
-		rc = key_create(conn, argc - 1, argv + 1);
-	else if (strcmp(sub, "list") == 0)
-		rc = key_list(conn, argc > 2 && strcmp(argv[2], "--json") == 0);
-	else
-		rc = key_revoke(conn, argv[2]);
-	PQfinish(conn);
-	return rc;
+	return 0;
+}
+
+int ctl_commands_walk(const struct ctl_command *root, bool hidden,
+		      int (*fn)(const struct ctl_command *cmd, const char *path, void *arg),
+		      void *arg)
+{
+	char path[256] = "";
+	return walk(root, hidden, path, sizeof path, 0, fn, arg);
+}
+
+static int list_line(const struct ctl_command *cmd, const char *path, void *arg)
+{
+	if (cmd->subs == NULL)
+		fprintf(arg, "  %-22s %s\n", path, cmd->summary);
+	return 0;
+}
+
+/*
+ * cmd's --help text: its usage and, for a command with subcommands, each command below
+ * it with its summary, so the lists cannot miss a command that the table has.
+ */
+static void help(const struct ctl_command *cmd, const char *path, FILE *out)
+{
+	fputs(cmd->usage, out);
+	if (cmd->subs == NULL)
+		return;
+	fputs("\ncommands:\n", out);
+	ctl_commands_walk(cmd, false, list_line, out);
+	fprintf(out, "\n`dualregctl %s%sCOMMAND --help` shows a command's usage.\n", path,
+		path[0] ? " " : "");
+}
+
+static bool is_help(const char *arg)
+{
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/*
+ * True if --help or -h is among a command's arguments. Anywhere, so that an operator
+ * can add it to a command line being written; but not after "--", where it would be an
+ * operand. An option's value that reads "--help" is taken as a request for help too:
+ * help costs nothing, and a command run by mistake may.
+ */
+static bool help_asked(int argc, char **argv)
+{
+	for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (is_help(argv[i]))
+			return true;
+	return false;
+}
+
+static const struct ctl_command *find_sub(const struct ctl_command *cmd, const char *name)
+{
+	for (const struct ctl_command *const *sub = cmd->subs; sub != NULL && *sub != NULL; sub++)
+		if (strcmp((*sub)->name, name) == 0)
+			return *sub;
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
 	const char *config_path = NULL;
 	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-			config_path = argv[++i];
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
-			return 2;
-		}
+	while (i + 1 < argc && strcmp(argv[i], "-c") == 0) {
+		config_path = argv[i + 1];
+		i += 2;
 	}
-	if (i >= argc) {
-		usage(stderr);
-		return 2;
+	/* Down the tree as far as the arguments name commands. */
+	const struct ctl_command *cmd = &ctl_root;
+	char path[256] = "";
+	for (const struct ctl_command *sub; i < argc && (sub = find_sub(cmd, argv[i])) != NULL;
+	     i++) {
+		size_t used = strlen(path);
+		snprintf(path + used, sizeof path - used, "%s%s", used ? " " : "", sub->name);
+		cmd = sub;
 	}
-	const char *cmd = argv[i];
-	if (strcmp(cmd, "version") == 0) {
-		printf("dualregctl %s (schema %d)\n", DUALREG_VERSION, DUALREG_SCHEMA_VERSION);
+	/* Help before anything that could fail: no configuration, no database. */
+	if (help_asked(argc - i, argv + i)) {
+		help(cmd, path, stdout);
 		return 0;
 	}
-	struct config cfg;
-	char err[600];
-	if (cfg_load(&cfg, config_path, err, sizeof err) != 0) {
-		fprintf(stderr, "dualregctl: %s\n", err);
+	if (cmd->subs != NULL) {
+		if (cmd == &ctl_root && i + 1 == argc && strcmp(argv[i], "-c") == 0)
+			fprintf(stderr, "dualregctl: -c needs a FILE\n");
+		else if (i < argc)
+			fprintf(stderr, "dualregctl: unknown %s%s%s \"%s\"\n", path, path[0] ? " " : "",
+				argv[i][0] == '-' ? "option" : "command", argv[i]);
+		help(cmd, path, stderr);
 		return 2;
 	}
-	log_set_level(cfg.log_level);
-	int rc;
-	if (strcmp(cmd, "migrate") == 0) {
-		rc = cmd_migrate(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "registration") == 0) {
-		rc = ctl_cmd_registration(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "deliveries") == 0) {
-		rc = ctl_cmd_deliveries(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "key") == 0) {
-		rc = cmd_key(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "seed") == 0) {
-		rc = ctl_cmd_seed(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "school") == 0) {
-		rc = ctl_cmd_school(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "pupil") == 0) {
-		rc = ctl_cmd_pupil(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "sync") == 0) {
-		rc = ctl_cmd_sync(&cfg, argc - i, argv + i);
-	} else if (strcmp(cmd, "purge") == 0) {
-		rc = ctl_cmd_purge(&cfg, argc - i, argv + i);
-	} else {
-		fprintf(stderr, "dualregctl: unknown command \"%s\"\n", cmd);
-		usage(stderr);
-		rc = 2;
+	struct config cfg;
+	if (!(cmd->flags & CTL_NO_CONFIG)) {
+		char err[600];
+		if (cfg_load(&cfg, config_path, err, sizeof err) != 0) {
+			fprintf(stderr, "dualregctl: %s\n", err);
+			return 2;
+		}
+		log_set_level(cfg.log_level);
 	}
-	cfg_free(&cfg);
+	/* The handler's argv starts at its own name, argv[i - 1]. */
+	int rc = cmd->run(cmd->flags & CTL_NO_CONFIG ? NULL : &cfg, argc - i + 1, argv + i - 1);
+	if (!(cmd->flags & CTL_NO_CONFIG))
+		cfg_free(&cfg);
 	return rc;
 }

@@ -348,43 +348,30 @@ static const char pupil_usage[] =
     "checked first; bad rows are reported as FILE:LINE: why. Without --skip-bad one bad\n"
     "row means nothing is imported (exit 1); with it the good rows are imported.\n";
 
-int ctl_cmd_pupil(const struct config *cfg, int argc, char **argv)
+static int pupil_import_main(const struct config *cfg, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(pupil_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	if (strcmp(argv[1], "import") != 0) {
-		fprintf(stderr, "dualregctl: unknown pupil command \"%s\"\n", argv[1]);
-		fputs(pupil_usage, stderr);
-		return 2;
-	}
 	static const struct option opts[] = {
 	    {"skip-bad", no_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool skip_bad = false;
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			skip_bad = true;
 			break;
-		case 'h':
-			fputs(pupil_usage, stdout);
-			return 0;
 		default:
 			fputs(pupil_usage, stderr);
 			return 2;
 		}
 	}
-	if (optind != argc - 2) {
+	if (optind != argc - 1) {
 		fputs(pupil_usage, stderr);
 		return 2;
 	}
-	const char *path = argv[1 + optind];
+	const char *path = argv[optind];
 
 	struct import_row *rows = NULL;
 	size_t n = 0;
@@ -416,3 +403,20 @@ int ctl_cmd_pupil(const struct config *cfg, int argc, char **argv)
 	free(rows);
 	return rc;
 }
+
+static const struct ctl_command pupil_import_command = {
+    .name = "import",
+    .summary = "import pupils from CSV; all or nothing unless --skip-bad",
+    .usage = pupil_usage,
+    .run = pupil_import_main,
+};
+
+static const struct ctl_command *const pupil_commands[] = {&pupil_import_command, NULL};
+
+const struct ctl_command ctl_pupil_command = {
+    .name = "pupil",
+    .summary = "pupils",
+    .usage = "usage: dualregctl pupil COMMAND [ARGS]\n"
+	     "Pupils, loaded in bulk; the HTTP API adds them one at a time.\n",
+    .subs = pupil_commands,
+};

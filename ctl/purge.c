@@ -104,19 +104,18 @@ static int purge_run(PGconn *conn, const char *before)
 	return 0;
 }
 
-int ctl_cmd_purge(const struct config *cfg, int argc, char **argv)
+static int purge_main(const struct config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"before", required_argument, NULL, 'b'},
 	    {"force", no_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *before = NULL;
 	bool force = false;
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "b:fh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "b:f", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'b':
 			before = optarg;
@@ -124,9 +123,6 @@ int ctl_cmd_purge(const struct config *cfg, int argc, char **argv)
 		case 'f':
 			force = true;
 			break;
-		case 'h':
-			fputs(purge_usage, stdout);
-			return 0;
 		default:
 			fputs(purge_usage, stderr);
 			return 2;
@@ -150,3 +146,10 @@ int ctl_cmd_purge(const struct config *cfg, int argc, char **argv)
 	PQfinish(conn);
 	return rc;
 }
+
+const struct ctl_command ctl_purge_command = {
+    .name = "purge",
+    .summary = "delete records older than a date (six years kept)",
+    .usage = purge_usage,
+    .run = purge_main,
+};

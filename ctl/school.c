@@ -10,11 +10,17 @@
 
 #include "ctl.h"
 
-static const char school_usage[] =
+static const char school_add_usage[] =
     "usage: dualregctl school add --urn URN --name NAME --kind mainstream|pru|ap|special\n"
     "                             [--laestab NNNNNNN]\n"
-    "       dualregctl school list [--json]\n"
-    "       dualregctl school show URN [--json]\n";
+    "Adds a school: URN 6 digits, LAESTAB 7, a name of 1 to 200 characters. A URN or\n"
+    "LAESTAB already on file is refused (exit 1).\n";
+static const char school_list_usage[] = "usage: dualregctl school list [--json]\n"
+					"Lists the schools: URN, LAESTAB, kind and name.\n";
+static const char school_show_usage[] =
+    "usage: dualregctl school show URN [--json]\n"
+    "Shows one school, with its register close times, pull URL and number of current\n"
+    "registrations.\n";
 
 /* True if text is exactly n ASCII digits. */
 static bool all_digits(const char *text, size_t n)
@@ -124,19 +130,18 @@ static int school_show(PGconn *conn, const char *urn, bool json)
 
 /* Parses `school add` options; 0 with the fields set, else the exit status. */
 static int school_add_args(int argc, char **argv, const char **urn, const char **name,
-			   const char **kind, const char **laestab, bool *help)
+			   const char **kind, const char **laestab)
 {
 	static const struct option opts[] = {
 	    {"urn", required_argument, NULL, 'u'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"kind", required_argument, NULL, 'k'},
 	    {"laestab", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "u:n:k:l:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:n:k:l:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u':
 			*urn = optarg;
@@ -150,16 +155,13 @@ static int school_add_args(int argc, char **argv, const char **urn, const char *
 		case 'l':
 			*laestab = optarg;
 			break;
-		case 'h':
-			*help = true;
-			return 0;
 		default:
-			fputs(school_usage, stderr);
+			fputs(school_add_usage, stderr);
 			return 2;
 		}
 	}
 	if (optind != argc || *urn == NULL || *name == NULL || *kind == NULL) {
-		fputs(school_usage, stderr);
+		fputs(school_add_usage, stderr);
 		return 2;
 	}
 	if (!all_digits(*urn, 6)) {
@@ -183,56 +185,87 @@ static int school_add_args(int argc, char **argv, const char **urn, const char *
 	return 0;
 }
 
-int ctl_cmd_school(const struct config *cfg, int argc, char **argv)
+static int school_add_main(const struct config *cfg, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(school_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	const char *sub = argv[1];
-	bool json = false, help = false;
 	const char *urn = NULL, *name = NULL, *kind = NULL, *laestab = NULL;
-	if (strcmp(sub, "add") == 0) {
-		int rc = school_add_args(argc - 1, argv + 1, &urn, &name, &kind, &laestab, &help);
-		if (rc != 0)
-			return rc;
-	} else if (strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0) {
-		bool show = sub[0] == 's';
-		for (int i = 2; i < argc; i++) {
-			if (strcmp(argv[i], "--json") == 0 && !json) {
-				json = true;
-			} else if (strcmp(argv[i], "--help") == 0) {
-				help = true;
-			} else if (show && urn == NULL && argv[i][0] != '-') {
-				urn = argv[i];
-			} else {
-				fputs(school_usage, stderr);
-				return 2;
-			}
-		}
-		if (!help && show && urn == NULL) {
-			fputs(school_usage, stderr);
+	int rc = school_add_args(argc, argv, &urn, &name, &kind, &laestab);
+	if (rc != 0)
+		return rc;
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
+	rc = school_add(conn, urn, name, kind, laestab);
+	PQfinish(conn);
+	return rc;
+}
+
+/* `school list` and `school show`: [URN (show only)] [--json], in any order. */
+static int school_list_show(const struct config *cfg, int argc, char **argv, bool show)
+{
+	const char *usage = show ? school_show_usage : school_list_usage;
+	const char *urn = NULL;
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 && !json) {
+			json = true;
+		} else if (show && urn == NULL && argv[i][0] != '-') {
+			urn = argv[i];
+		} else {
+			fputs(usage, stderr);
 			return 2;
 		}
-	} else {
-		fprintf(stderr, "dualregctl: unknown school command \"%s\"\n", sub);
-		fputs(school_usage, stderr);
-		return 2;
 	}
-	if (help) {
-		fputs(school_usage, stdout);
-		return 0;
+	if (show && urn == NULL) {
+		fputs(usage, stderr);
+		return 2;
 	}
 	PGconn *conn = ctl_connect(cfg);
 	if (conn == NULL)
 		return 1;
-	int rc;
-	if (strcmp(sub, "add") == 0)
-		rc = school_add(conn, urn, name, kind, laestab);
-	else if (strcmp(sub, "list") == 0)
-		rc = school_list(conn, json);
-	else
-		rc = school_show(conn, urn, json);
+	int rc = show ? school_show(conn, urn, json) : school_list(conn, json);
 	PQfinish(conn);
 	return rc;
 }
+
+static int school_list_main(const struct config *cfg, int argc, char **argv)
+{
+	return school_list_show(cfg, argc, argv, false);
+}
+
+static int school_show_main(const struct config *cfg, int argc, char **argv)
+{
+	return school_list_show(cfg, argc, argv, true);
+}
+
+static const struct ctl_command school_add_command = {
+    .name = "add",
+    .summary = "add a school",
+    .usage = school_add_usage,
+    .run = school_add_main,
+};
+
+static const struct ctl_command school_list_command = {
+    .name = "list",
+    .summary = "list schools",
+    .usage = school_list_usage,
+    .run = school_list_main,
+};
+
+static const struct ctl_command school_show_command = {
+    .name = "show",
+    .summary = "one school, with its current registrations",
+    .usage = school_show_usage,
+    .run = school_show_main,
+};
+
+static const struct ctl_command *const school_commands[] = {
+    &school_add_command, &school_list_command, &school_show_command, NULL,
+};
+
+const struct ctl_command ctl_school_command = {
+    .name = "school",
+    .summary = "the register of schools",
+    .usage = "usage: dualregctl school COMMAND [ARGS]\n"
+	     "The register of schools kept from the command line.\n",
+    .subs = school_commands,
+};

@@ -10,8 +10,10 @@
  * a key for the PRU and one for the first home school.
  *
  * Output: stdout is shell assignments (DEMO_URL, DEMO_ADMIN_KEY, DEMO_PRU_URN,
- * DEMO_PRU_KEY, DEMO_HOME_URN, DEMO_HOME_KEY, DEMO_UPN, DEMO_UPNS) for
- * scripts/examples.sh; stderr says what the demo contains.
+ * DEMO_PRU_KEY, DEMO_HOME_URN, DEMO_HOME_KEY, DEMO_DAY, DEMO_DAY_NAME, DEMO_UPN,
+ * DEMO_UPNS) for scripts/examples.sh; stderr says what the demo contains. DEMO_DAY is the
+ * most recent school day (today on a weekday) and DEMO_UPN a pupil of the home school
+ * expected at the PRU that morning, so that every printed example works on any day.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -44,7 +46,7 @@ struct demo_pupil {
 static const struct demo_pupil demo_pupils[] = {
     {"Z926400123001", "Amira", "Hussain", "2011-03-14", 1, 4, 0x03f, "Mon-Wed at the PRU"},
     {"N926400123002", "Callum", "Reid", "2011-07-02", 1, 3, 0x00f, "Mon-Tue at the PRU"},
-    {"V926400122005", "Jayden", "Okafor", "2012-01-23", 1, 2, 0x320, "Wed PM + Fri at the PRU"},
+    {"V926400122005", "Jayden", "Okafor", "2012-01-23", 1, 2, 0x3e0, "Wed PM + Thu-Fri at the PRU"},
     {"L926400223003", "Maisie", "Clarke", "2010-11-30", 2, 4, 0x155, "every morning at the PRU"},
     {"L926400224004", "Oliver", "Nowak", "2012-05-09", 2, 3, 0x3c0, "Thu-Fri at the PRU"},
     {"P926400224006", "Sofia", "Evans", "2010-09-17", 2, 2, 0x0ff, "Mon-Thu at the PRU"},
@@ -158,7 +160,27 @@ static bool seed_keys(PGconn *conn, const char *base_url, FILE *out)
 	fprintf(out, "DEMO_ADMIN_KEY='%s'\n", admin);
 	fprintf(out, "DEMO_PRU_URN='%s'\nDEMO_PRU_KEY='%s'\n", pru->urn, pru_key);
 	fprintf(out, "DEMO_HOME_URN='%s'\nDEMO_HOME_KEY='%s'\n", home->urn, home_key);
-	fprintf(out, "DEMO_UPN='%s'\n", demo_pupils[0].upn);
+	/* The most recent weekday, in the database's idea of today (Europe/London). */
+	PGresult *r = exec(conn,
+			   "SELECT max(x)::date::text, extract(isodow FROM max(x))::int,"
+			   "       trim(to_char(max(x), 'Day'))"
+			   "  FROM generate_series(dualreg_today() - 6, dualreg_today(), interval '1 day') x"
+			   " WHERE extract(isodow FROM x) <= 5",
+			   0, NULL, PGRES_TUPLES_OK);
+	if (r == NULL)
+		return false;
+	int isodow = atoi(PQgetvalue(r, 0, 1));
+	fprintf(out, "DEMO_DAY='%s'\nDEMO_DAY_NAME='%s'\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2));
+	PQclear(r);
+	/* Schedule bits: two a weekday from Monday, AM first (schedule.h). */
+	const struct demo_pupil *at_pru = &demo_pupils[0];
+	for (size_t i = 0; i < NPUPILS; i++)
+		if (demo_pupils[i].home == DEMO_HOME &&
+		    (demo_pupils[i].mask & (1u << (2 * (isodow - 1)))) != 0) {
+			at_pru = &demo_pupils[i];
+			break;
+		}
+	fprintf(out, "DEMO_UPN='%s'\n", at_pru->upn);
 	fprintf(out, "DEMO_UPNS='");
 	for (size_t i = 0; i < NPUPILS; i++)
 		fprintf(out, "%s%s", i ? " " : "", demo_pupils[i].upn);
@@ -183,32 +205,32 @@ static void describe(void)
 		demo_schools[DEMO_PRU].urn, demo_schools[DEMO_HOME].urn);
 }
 
-int ctl_cmd_seed(const struct config *cfg, int argc, char **argv)
+static const char seed_usage[] =
+    "usage: dualregctl seed --demo\n"
+    "Adds the demo schools, pupils and registrations if missing, revokes earlier demo\n"
+    "keys and prints new ones as shell assignments (what the demo holds goes to stderr).\n";
+
+static int seed_run(const struct config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"demo", no_argument, NULL, 'd'},
-	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool demo = false;
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "dh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			demo = true;
 			break;
-		case 'h':
-			printf("usage: dualregctl seed --demo\n"
-			       "Adds the demo schools, pupils and registrations if missing, revokes\n"
-			       "earlier demo keys and prints new ones as shell assignments.\n");
-			return 0;
 		default:
+			fputs(seed_usage, stderr);
 			return 2;
 		}
 	}
 	if (!demo || optind != argc) {
-		fprintf(stderr, "usage: dualregctl seed --demo\n");
+		fputs(seed_usage, stderr);
 		return 2;
 	}
 	for (size_t i = 0; i < NPUPILS; i++) {
@@ -255,3 +277,10 @@ int ctl_cmd_seed(const struct config *cfg, int argc, char **argv)
 	PQfinish(conn);
 	return 0;
 }
+
+const struct ctl_command ctl_seed_command = {
+    .name = "seed",
+    .summary = "add a small demo (idempotent) and print fresh demo keys",
+    .usage = seed_usage,
+    .run = seed_run,
+};

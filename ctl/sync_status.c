@@ -1,17 +1,21 @@
 /*
- * sync_status: `dualregctl sync status [--json]`, how the two directions of
+ * sync_status: `dualregctl sync status [--json] [--school URN]`, how the two directions of
  * synchronisation are doing. Push: per webhook subscription, its deliveries by status and
  * the age of the oldest one still pending. Pull: per school with a pull_url, the cursor,
  * consecutive failures, the last error and the last success. Read-only.
+ * With --school URN, that one school's integration health: the document of
+ * GET /v1/schools/{urn}/sync, from the same SQL function (dualreg_sync_health).
  */
+#include <cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ctl.h"
 
-static const char sync_usage[] = "usage: dualregctl sync status [--json]\n"
+static const char sync_usage[] = "usage: dualregctl sync status [--json] [--school URN]\n"
 				 "Webhook delivery counts per subscription and the state of each\n"
-				 "school pulled from a school system.\n";
+				 "school pulled from a school system. With --school, one school's\n"
+				 "integration health, as GET /v1/schools/{urn}/sync shows it.\n";
 
 /* One row per subscription (not deleted) with its delivery counts. */
 #define SYNC_SUBS_SQL                                                                     \
@@ -88,33 +92,131 @@ static int sync_status(PGconn *conn, bool json)
 	return 0;
 }
 
-int ctl_cmd_sync(const struct config *cfg, int argc, char **argv)
+/* A member's text, or none when it is absent or null. */
+static const char *sync_text(const cJSON *o, const char *name, const char *none)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(sync_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : none;
+}
+
+static long long sync_count(const cJSON *o, const char *name)
+{
+	return (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+/* The text rendering of a dualreg_sync_health document. */
+static void sync_school_print(const cJSON *h)
+{
+	printf("school %s\nwebhook subscriptions:\n", sync_text(h, "urn", "?"));
+	const cJSON *subs = cJSON_GetObjectItemCaseSensitive(h, "subscriptions");
+	if (cJSON_GetArraySize(subs) == 0)
+		printf("  none\n");
+	const cJSON *s;
+	cJSON_ArrayForEach(s, subs)
+	{
+		printf("  %lld %s %s\n    backlog %lld", sync_count(s, "id"),
+		       sync_text(s, "state", "?"), sync_text(s, "url", "?"),
+		       sync_count(s, "backlog"));
+		const cJSON *age =
+		    cJSON_GetObjectItemCaseSensitive(s, "oldest_undelivered_age_s");
+		if (cJSON_IsNumber(age))
+			printf(" (oldest %lld s)", (long long)age->valuedouble);
+		printf(", last 24 h: %lld delivered, %lld failed\n", sync_count(s, "delivered_24h"),
+		       sync_count(s, "failed_24h"));
+		if (sync_text(s, "last_error", NULL) != NULL)
+			printf("    last error %s: %s\n",
+			       sync_text(s, "last_error_at", "(time unknown)"),
+			       sync_text(s, "last_error", ""));
 	}
-	if (strcmp(argv[1], "status") != 0) {
-		fprintf(stderr, "dualregctl: unknown sync command \"%s\"\n", argv[1]);
-		fputs(sync_usage, stderr);
-		return 2;
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(h, "pull");
+	if (!cJSON_IsObject(p)) {
+		printf("pulled feed: none\n");
+	} else {
+		printf("pulled feed: %s\n"
+		       "    state %s, %lld consecutive failures, next attempt %s\n"
+		       "    cursor %s, last success %s\n",
+		       sync_text(p, "url", "?"), sync_text(p, "state", "?"),
+		       sync_count(p, "failures"), sync_text(p, "next_at", "-"),
+		       sync_text(p, "cursor", "-"), sync_text(p, "last_ok_at", "never"));
+		if (sync_text(p, "last_error", NULL) != NULL)
+			printf("    last error %s: %s\n",
+			       sync_text(p, "last_error_at", "(time unknown)"),
+			       sync_text(p, "last_error", ""));
+		printf("    rejected items %lld (GET %s)\n", sync_count(p, "rejected"),
+		       sync_text(p, "rejections_url", "?"));
 	}
+	printf("last mark through the API: %s\n", sync_text(h, "last_api_mark_at", "never"));
+}
+
+/* `sync status --school URN`: 1 with a message for a school that does not exist. */
+static int sync_school(PGconn *conn, const char *urn, bool json)
+{
+	const char *p[] = {urn};
+	PGresult *r =
+	    PQexecParams(conn, "SELECT dualreg_sync_health($1)", 1, NULL, p, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		rc = 1;
+	} else if (PQgetisnull(r, 0, 0)) {
+		fprintf(stderr, "dualregctl: no school with URN %s\n", urn);
+		rc = 1;
+	} else if (json) {
+		printf("%s\n", PQgetvalue(r, 0, 0));
+	} else {
+		cJSON *h = cJSON_Parse(PQgetvalue(r, 0, 0));
+		if (h == NULL) {
+			fprintf(stderr, "dualregctl: the database returned a malformed document\n");
+			rc = 1;
+		} else {
+			sync_school_print(h);
+			cJSON_Delete(h);
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* `sync status`: argv[0] is "status" (the dispatcher in dualregctl.c answers --help). */
+static int sync_status_main(const struct config *cfg, int argc, char **argv)
+{
 	bool json = false;
-	for (int i = 2; i < argc; i++) {
+	const char *urn = NULL;
+	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			json = true;
-		} else if (strcmp(argv[i], "--help") == 0) {
-			fputs(sync_usage, stdout);
-			return 0;
+		} else if (strcmp(argv[i], "--school") == 0 && i + 1 < argc && urn == NULL) {
+			urn = argv[++i];
 		} else {
 			fputs(sync_usage, stderr);
 			return 2;
 		}
 	}
+	if (urn != NULL && (strlen(urn) != 6 || strspn(urn, "0123456789") != 6)) {
+		fprintf(stderr, "dualregctl: \"%s\" is not a URN (6 digits)\n", urn);
+		return 2;
+	}
 	PGconn *conn = ctl_connect(cfg);
 	if (conn == NULL)
 		return 1;
-	int rc = sync_status(conn, json);
+	int rc = urn != NULL ? sync_school(conn, urn, json) : sync_status(conn, json);
 	PQfinish(conn);
 	return rc;
 }
+
+static const struct ctl_command sync_status_command = {
+    .name = "status",
+    .summary = "webhook deliveries and pulls, or one school's health",
+    .usage = sync_usage,
+    .run = sync_status_main,
+};
+
+static const struct ctl_command *const sync_commands[] = {&sync_status_command, NULL};
+
+const struct ctl_command ctl_sync_command = {
+    .name = "sync",
+    .summary = "how synchronisation with the schools' systems is doing",
+    .usage = "usage: dualregctl sync COMMAND [ARGS]\n"
+	     "How the two directions of synchronisation are doing: webhooks and pulls.\n",
+    .subs = sync_commands,
+};

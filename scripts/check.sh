@@ -9,8 +9,30 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 tmp=$(mktemp -d /tmp/dualreg-check.XXXXXX)
 chmod 711 "$tmp"   # the server user must be able to reach its directory inside
+# Every cluster started from here on (the shared one, and those a test starts for itself,
+# such as the failover test's primary and standby) is listed in this file by pg.sh.
+export PG_REGISTRY="$tmp/clusters"
+: >"$PG_REGISTRY"
+
+# Stops every registered cluster, newest first (a standby before its primary), then
+# anything still holding a postmaster.pid, and removes each cluster's directory (it may
+# live outside $tmp when its path was too long for a socket).
 cleanup() {
-  "$root/scripts/pg.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
+  local dir pid
+  [[ -n ${checker:-} ]] && kill "$checker" 2>/dev/null || true
+  # The runner, its forked tests and the daemons they started share one process group.
+  [[ -n ${runner:-} ]] && kill -KILL -- "-$runner" 2>/dev/null || true
+  if [[ -f $PG_REGISTRY ]]; then
+    while IFS= read -r dir; do
+      [[ -n $dir ]] || continue
+      PG_STOP_MODE=immediate "$root/scripts/pg.sh" stop "$dir" >/dev/null 2>&1 || true
+      pid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+      if [[ $pid =~ ^[0-9]+$ ]] && grep -q postgres "/proc/$pid/cmdline" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      [[ $dir == "$tmp"/* ]] || rm -rf "$dir"
+    done < <(tac "$PG_REGISTRY")
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -28,4 +50,24 @@ export DUALREG_SQL_DIR="$root/sql"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-"$root/$build/check_dualreg"
+# The contract checker: every answer the tests receive is checked against
+# api/openapi.yaml (tests/th_contract.h). Needs node_modules (npm ci, done by make check).
+export DUALREG_TEST_CONTRACT="$tmp/contract.sock"
+node "$root/scripts/contract.mjs" serve "$DUALREG_TEST_CONTRACT" >"$tmp/contract.log" 2>&1 &
+checker=$!
+for _ in $(seq 300); do
+  [[ -S $DUALREG_TEST_CONTRACT ]] && break
+  kill -0 "$checker" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ ! -S $DUALREG_TEST_CONTRACT ]]; then
+  echo "check.sh: the contract checker did not start:" >&2
+  cat "$tmp/contract.log" >&2
+  exit 1
+fi
+
+# In a process group of its own, waited for in the background so that an interrupt runs
+# the cleanup at once (bash runs traps only between commands).
+setsid "$root/$build/check_dualreg" &
+runner=$!
+wait "$runner"

@@ -11,13 +11,18 @@ packages=(
   postgresql-15 postgresql-client-15
   valgrind curl ca-certificates openssl systemd
 )
-if [[ ${1:-} == --list ]]; then printf '%s\n' "${packages[@]}"; exit 0; fi
+if [[ ${1:-} == --list ]]; then printf '%s\n' "${packages[@]}" nodejs npm; exit 0; fi
 
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ $status == "install ok installed" ]] || missing+=("$p")
 done
+# Node.js and npm run the test tools (the OpenAPI linter and contract checker, pinned in
+# package-lock.json). A machine that has them already, from Debian or elsewhere, keeps
+# them; otherwise Debian's packages are installed.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 ((${#missing[@]} == 0)) && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -28,4 +33,4 @@ fi
 echo "dualreg: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

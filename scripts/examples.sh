@@ -11,7 +11,14 @@ if [[ -n ${1:-} && -r $1 ]]; then
   . "$1"
 fi
 url=$DEMO_URL
-today=$(TZ=Europe/London date +%F)
+# The demo's school day: today on a weekday, else the Friday before (marks are refused
+# on days without sessions), as dualregctl seed worked it out.
+day=${DEMO_DAY:-$(TZ=Europe/London date +%F)}
+if [[ $day == "$(TZ=Europe/London date +%F)" ]]; then
+  when="today ($day)"
+else
+  when="on ${DEMO_DAY_NAME:-} $day, the most recent school day"
+fi
 cat <<TXT
 
 dualregd is starting on $url  (Ctrl-C stops it; 'make stop' stops the database)
@@ -31,16 +38,16 @@ three lines into your shell, then try the requests below):
 Who am I:
   curl -s $url/v1/me -H "Authorization: Bearer \$HOME_KEY"
 
-Where is pupil $DEMO_UPN today, and what did each school mark (as the home school):
-  curl -s "$url/v1/pupils/$DEMO_UPN/status?date=$today" -H "Authorization: Bearer \$HOME_KEY"
+Where is pupil $DEMO_UPN $when, and what did each school mark (as the home school):
+  curl -s "$url/v1/pupils/$DEMO_UPN/status?date=$day" -H "Authorization: Bearer \$HOME_KEY"
 
-The PRU's morning register:
-  curl -s "$url/v1/schools/$DEMO_PRU_URN/register?date=$today&session=AM" -H "Authorization: Bearer \$PRU_KEY"
+The PRU's morning register $when:
+  curl -s "$url/v1/schools/$DEMO_PRU_URN/register?date=$day&session=AM" -H "Authorization: Bearer \$PRU_KEY"
 
-The PRU marks the pupil present this morning (safe to repeat: Idempotency-Key):
+The PRU marks the pupil present that morning (safe to repeat: Idempotency-Key):
   curl -s -X POST $url/v1/marks -H "Authorization: Bearer \$PRU_KEY" \\
-    -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-$today-am' \\
-    -d '{"marks":[{"upn":"$DEMO_UPN","urn":"$DEMO_PRU_URN","date":"$today","session":"AM","code":"/"}]}'
+    -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-$day-am' \\
+    -d '{"marks":[{"upn":"$DEMO_UPN","urn":"$DEMO_PRU_URN","date":"$day","session":"AM","code":"/"}]}'
 
 The home school's change feed, waiting up to 30 s for something new:
   curl -s "$url/v1/changes?wait=30" -H "Authorization: Bearer \$HOME_KEY"

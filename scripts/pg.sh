@@ -3,7 +3,8 @@
 # trust authentication for the role `dualreg` and a database of the same name.
 #
 #   scripts/pg.sh start DIR   initialise on first use, start, print the libpq conninfo
-#   scripts/pg.sh stop DIR    stop it (fast shutdown); a stopped cluster is not an error
+#   scripts/pg.sh stop DIR    stop it (fast shutdown, or PG_STOP_MODE=immediate); a stopped
+#                             cluster is not an error
 #   scripts/pg.sh url DIR     print the conninfo without starting anything
 #   scripts/pg.sh standby PRIMARY_DIR DIR
 #                             make DIR a streaming standby of the running cluster in
@@ -12,6 +13,9 @@
 #
 # Layout: DIR/data (the cluster), DIR/run (the socket), DIR/postgres.log.
 # PG_FSYNC=off starts it without fsync (throw-away test clusters only).
+# PG_REGISTRY=FILE: before a server starts, its directory is appended to FILE, so that
+# whoever owns FILE (scripts/check.sh) can stop every cluster a test started, even when
+# the test failed or was killed before its own teardown.
 # When run as root the server runs as the `postgres` user (initdb refuses root); if that
 # user cannot reach DIR, or the socket path would be too long for a Unix socket, the
 # cluster lives in /tmp/dualreg-pg-<hash> and DIR becomes a symlink to it.
@@ -26,8 +30,11 @@ else
   dir=${2:?usage: pg.sh start|stop|url|promote DIR}
 fi
 
+# Commands run as the server user start in / : the caller's working directory may be one
+# that user cannot enter (a clone under /root, a mode-700 mktemp -d), and every path
+# given to them is absolute.
 as_owner() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # Resolve DIR to a directory the server user can use, creating it if needed.
@@ -40,7 +47,7 @@ resolve_dir() {
   local abs; abs=$(cd "$dir" && pwd -P)
   local usable=1
   ((${#abs} + 20 > 100)) && usable=0
-  if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$abs"; then usable=0; fi
+  if [[ $(id -u) -eq 0 ]] && ! as_owner test -x "$abs"; then usable=0; fi
   if ((usable)); then
     dir=$abs
   else
@@ -55,6 +62,11 @@ resolve_dir() {
 }
 
 conninfo() { echo "host=$dir/run dbname=dualreg user=dualreg"; }
+
+register() {
+  [[ -n ${PG_REGISTRY:-} ]] || return 0
+  grep -qxF "$dir" "$PG_REGISTRY" 2>/dev/null || printf '%s\n' "$dir" >>"$PG_REGISTRY"
+}
 
 case $cmd in
   url)
@@ -78,6 +90,7 @@ case $cmd in
       } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
     fi
     if ! as_owner "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      register
       as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
         || { tail -20 "$dir/postgres.log" >&2; exit 1; }
     fi
@@ -91,7 +104,7 @@ case $cmd in
     dir=$(cd "$dir" && pwd -P)
     [[ -f $dir/data/PG_VERSION ]] || exit 0
     if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m "${PG_STOP_MODE:-fast}" -w -t 60 stop >/dev/null
     fi ;;
   standby)
     primary=$(cd "$primary" && pwd -P)
@@ -100,6 +113,7 @@ case $cmd in
     as_owner "$PG_BIN/pg_basebackup" -h "$primary/run" -U dualreg -D "$dir/data" -R -X stream \
       >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
     echo "unix_socket_directories = '$dir/run'" | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+    register
     as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
       || { tail -20 "$dir/postgres.log" >&2; exit 1; }
     conninfo ;;

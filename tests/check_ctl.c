@@ -95,7 +95,8 @@ START_TEST(test_key_create)
 	ck_assert_int_eq(ctl("key", "create", "--admin", "--school", "100001"), 2);
 	ck_assert_int_eq(ctl("key", "create", "--bogus", NULL, NULL), 2);
 	ck_assert_int_eq(ctl("key", "create", "--school", "999999", NULL), 1);
-	ck_assert_msg(strstr(out, "no school with URN 999999") != NULL, "%s", out);
+	ck_assert_msg(strstr(th_last_stderr(), "no school with URN 999999") != NULL, "%s",
+		      th_last_stderr());
 	ck_assert_int_eq(ctl("key", "create", "--school", "12ab", NULL), 1);
 	ck_assert_int_eq(ctl("key", "create", "--admin", "--name", ""), 2);
 	ck_assert_int_eq(ctl("key", "frobnicate", NULL, NULL, NULL), 2);
@@ -145,7 +146,8 @@ START_TEST(test_key_list_and_revoke)
 	cJSON_Delete(list);
 
 	ck_assert_int_eq(ctl("key", "revoke", "999999", NULL, NULL), 1);
-	ck_assert_msg(strstr(out, "no key with id 999999") != NULL, "%s", out);
+	ck_assert_msg(strstr(th_last_stderr(), "no key with id 999999") != NULL, "%s",
+		      th_last_stderr());
 	ck_assert_int_eq(ctl("key", "revoke", "abc", NULL, NULL), 2);
 	ck_assert_int_eq(ctl("key", "revoke", NULL, NULL, NULL), 2);
 	ck_assert_int_eq(ctl("key", "list", "--yaml", NULL, NULL), 2);
@@ -160,7 +162,7 @@ START_TEST(test_key_refused_without_database)
 	char *argv[] = {bin, "-c", "/dev/null", "key", "list", NULL};
 	char *const envp[] = {"DUALREG_DATABASE_URL=host=/nonexistent dbname=x", NULL};
 	ck_assert_int_eq(th_run(argv, envp, out, sizeof out), 1);
-	ck_assert_msg(strstr(out, "cannot connect") != NULL, "%s", out);
+	ck_assert_msg(strstr(th_last_stderr(), "cannot connect") != NULL, "%s", th_last_stderr());
 }
 END_TEST
 
@@ -247,6 +249,35 @@ START_TEST(test_seed_demo)
 	PQclear(r);
 	PQfinish(c);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"), 3);
+
+	/* The examples' day is the most recent weekday, and the example pupil, a pupil of the
+	 * home school, is expected at the PRU that morning; on every weekday some pupil of the
+	 * home school is, so the printed examples work whatever the day. */
+	char day[16], q[512];
+	assignment("DEMO_DAY", day, sizeof day);
+	snprintf(q, sizeof q,
+		 "SELECT count(*) FROM (SELECT '%s'::date d) x WHERE d <= dualreg_today()"
+		 " AND d > dualreg_today() - 3 AND extract(isodow FROM d) <= 5"
+		 " AND (extract(isodow FROM dualreg_today()) > 5 OR d = dualreg_today())",
+		 day);
+	ck_assert_msg(sql_int(q) == 1, "DEMO_DAY %s", day);
+	snprintf(q, sizeof q,
+		 "SELECT count(*) FROM registrations s"
+		 "  JOIN registration_schedules rs ON rs.registration_id = s.id"
+		 "  JOIN registrations m ON m.upn = s.upn AND m.role = 'main' AND m.urn = '%s'"
+		 " WHERE s.upn = '%s' AND s.urn = '%s' AND s.role = 'subsidiary'"
+		 "   AND rs.mask & (1 << (2 * (extract(isodow FROM '%s'::date)::int - 1))) <> 0",
+		 home_urn, upn, pru_urn, day);
+	ck_assert_msg(sql_int(q) == 1, "DEMO_UPN %s is not at the PRU on the morning of %s", upn,
+		      day);
+	snprintf(q, sizeof q,
+		 "SELECT count(DISTINCT w) FROM generate_series(0, 4) w"
+		 "  JOIN registrations m ON m.role = 'main' AND m.urn = '%s'"
+		 "  JOIN registrations s ON s.upn = m.upn AND s.role = 'subsidiary'"
+		 "  JOIN registration_schedules rs ON rs.registration_id = s.id"
+		 " WHERE rs.mask & (1 << (2 * w)) <> 0",
+		 home_urn);
+	ck_assert_int_eq(sql_int(q), 5);
 
 	/* Again: the same data, new keys, the previous demo keys revoked. */
 	ck_assert_int_eq(ctl("seed", "--demo", NULL, NULL, NULL), 0);

@@ -21,7 +21,8 @@ static char csv_path[256];
 static void setup(void)
 {
 	th_db_create_migrated(url, sizeof url);
-	snprintf(csv_path, sizeof csv_path, "/tmp/dualreg-ctl-ops-%d.csv", (int)getpid());
+	snprintf(csv_path, sizeof csv_path, "%s/ctl-ops-%d.csv", th_env("DUALREG_TEST_TMP"),
+		 (int)getpid());
 }
 
 static void teardown(void)
@@ -68,9 +69,17 @@ static void write_csv(const char *text)
 	fclose(f);
 }
 
+/* text is in the last command's standard output */
 static void assert_out(const char *text)
 {
 	ck_assert_msg(strstr(out, text) != NULL, "expected \"%s\" in: %s", text, out);
+}
+
+/* text is in the last command's standard error (its messages) */
+static void assert_err(const char *text)
+{
+	ck_assert_msg(strstr(th_last_stderr(), text) != NULL, "expected \"%s\" on stderr: %s", text,
+		      th_last_stderr());
 }
 
 START_TEST(test_school_add_list_show)
@@ -92,15 +101,15 @@ START_TEST(test_school_add_list_show)
 	ck_assert_int_eq(ctl("school", "add", "--urn", "100001", "--name", "Other", "--kind", "ap",
 			     NULL),
 			 1);
-	assert_out("a school with URN 100001 already exists");
+	assert_err("a school with URN 100001 already exists");
 	ck_assert_int_eq(ctl("school", "add", "--urn", "100003", "--name", "Other", "--kind", "ap",
 			     "--laestab", "9264001", NULL),
 			 1);
-	assert_out("LAESTAB 9264001 already exists");
+	assert_err("LAESTAB 9264001 already exists");
 	/* Usage errors. */
 	ck_assert_int_eq(ctl("school", "add", "--urn", "12345", "--name", "X", "--kind", "ap", NULL),
 			 2);
-	assert_out("not a URN");
+	assert_err("not a URN");
 	ck_assert_int_eq(ctl("school", "add", "--urn", "100004", "--name", "X", "--kind", "grammar",
 			     NULL),
 			 2);
@@ -141,7 +150,7 @@ START_TEST(test_school_add_list_show)
 	ck_assert_str_eq(cJSON_GetObjectItem(one, "am_close")->valuestring, "09:15");
 	cJSON_Delete(one);
 	ck_assert_int_eq(ctl("school", "show", "999999", NULL), 1);
-	assert_out("no school with URN 999999");
+	assert_err("no school with URN 999999");
 	ck_assert_int_eq(ctl("school", "show", NULL), 2);
 }
 END_TEST
@@ -168,23 +177,25 @@ START_TEST(test_pupil_import_all_or_nothing)
 	char want[400];
 	snprintf(want, sizeof want, "%s:3: upn " UPN_WRONG " has the wrong check letter (expected Z)",
 		 csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:5: given_name must be 1 to 100 characters", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:6: date_of_birth \"2011-02-30\" is not a date", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:7: upn \"XYZ\" is not a UPN", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:8: expected 4 fields", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:9: upn " UPN1 " appears on line 2 with different data",
 		 csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:2:", csv_path);
-	ck_assert_msg(strstr(out, want) == NULL, "good row reported: %s", out);
+	ck_assert_msg(strstr(th_last_stderr(), want) == NULL, "good row reported: %s",
+		      th_last_stderr());
 	snprintf(want, sizeof want, "%s:10:", csv_path);
-	ck_assert_msg(strstr(out, want) == NULL, "repeated row reported: %s", out);
-	assert_out("6 bad rows; nothing imported");
+	ck_assert_msg(strstr(th_last_stderr(), want) == NULL, "repeated row reported: %s",
+		      th_last_stderr());
+	assert_err("6 bad rows; nothing imported");
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 0);
 
 	/* --skip-bad imports the good row, with its quoted fields intact. */
@@ -211,15 +222,16 @@ START_TEST(test_pupil_import_existing)
 	ck_assert_int_eq(ctl("pupil", "import", csv_path, NULL), 1);
 	char want[400];
 	snprintf(want, sizeof want, "%s:2: expected 4 fields", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:3: expected 4 fields", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:4: family_name is not valid UTF-8 text", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:6: expected 4 fields", csv_path);
-	assert_out(want);
+	assert_err(want);
 	snprintf(want, sizeof want, "%s:7:", csv_path);
-	ck_assert_msg(strstr(out, want) == NULL, "good row reported: %s", out);
+	ck_assert_msg(strstr(th_last_stderr(), want) == NULL, "good row reported: %s",
+		      th_last_stderr());
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 0);
 
 	write_csv("upn,given_name,family_name,date_of_birth\r\n"
@@ -240,7 +252,7 @@ START_TEST(test_pupil_import_existing)
 	char want2[400];
 	snprintf(want2, sizeof want2, "%s:3: upn " UPN2 " differs from the pupil on file as Callum Reid",
 		 csv_path);
-	assert_out(want2);
+	assert_err(want2);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 2); /* UPN3 not imported */
 	ck_assert_int_eq(ctl("pupil", "import", csv_path, "--skip-bad", NULL), 0);
 	assert_out("imported 1, unchanged 0, skipped 1");
@@ -252,12 +264,12 @@ START_TEST(test_pupil_import_existing)
 	snprintf(big, sizeof big, "upn,given_name,family_name,date_of_birth\n" UPN3 ",%0101d,B,2012-01-23\n", 0);
 	write_csv(big);
 	ck_assert_int_eq(ctl("pupil", "import", csv_path, NULL), 1);
-	assert_out("given_name must be 1 to 100 characters");
+	assert_err("given_name must be 1 to 100 characters");
 	write_csv("upn,name,dob\n" UPN3 ",A,2012-01-23\n");
 	ck_assert_int_eq(ctl("pupil", "import", csv_path, NULL), 1);
-	assert_out(":1: the header must be upn,given_name,family_name,date_of_birth");
+	assert_err(":1: the header must be upn,given_name,family_name,date_of_birth");
 	ck_assert_int_eq(ctl("pupil", "import", "/nonexistent/x.csv", NULL), 1);
-	assert_out("cannot open /nonexistent/x.csv");
+	assert_err("cannot open /nonexistent/x.csv");
 	ck_assert_int_eq(ctl("pupil", "import", NULL), 2);
 	ck_assert_int_eq(ctl("pupil", "import", csv_path, "--bogus", NULL), 2);
 	ck_assert_int_eq(ctl("pupil", "export", NULL), 2);
@@ -364,11 +376,11 @@ START_TEST(test_purge)
 
 	/* A date within six years is refused; nothing goes. */
 	ck_assert_int_eq(ctl("purge", "--before", recent, NULL), 2);
-	assert_out("kept for six years");
+	assert_err("kept for six years");
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM marks"), 6);
 	/* Usage errors. */
 	ck_assert_int_eq(ctl("purge", "--before", "2019-02-30", NULL), 2);
-	assert_out("not a date");
+	assert_err("not a date");
 	ck_assert_int_eq(ctl("purge", NULL), 2);
 	ck_assert_int_eq(ctl("purge", "--before", cutoff, "extra", NULL), 2);
 	ck_assert_int_eq(ctl("purge", "--help", NULL), 0);

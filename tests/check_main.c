@@ -27,6 +27,7 @@ int main(void)
 	srunner_add_suite(sr, metrics_suite());
 	srunner_add_suite(sr, failover_suite());
 	srunner_add_suite(sr, ctl_sync_suite());
+	srunner_add_suite(sr, sync_health_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, daemon_suite());
@@ -35,6 +36,7 @@ int main(void)
 	srunner_add_suite(sr, idempotency_unit_suite());
 	srunner_add_suite(sr, ctl_suite());
 	srunner_add_suite(sr, ctl_ops_suite());
+	srunner_add_suite(sr, ctl_help_suite());
 	srunner_add_suite(sr, registry_suite());
 	srunner_add_suite(sr, idempotency_suite());
 	/* marks and the derive job */

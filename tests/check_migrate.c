@@ -201,12 +201,13 @@ START_TEST(test_ctl_commands)
 
 	char *const badconf[] = {ctl, "-c", "/nonexistent.conf", "migrate", NULL};
 	ck_assert_int_eq(th_run(badconf, envp, out, sizeof out), 2);
-	ck_assert_msg(strstr(out, "/nonexistent.conf: cannot open") != NULL, "%s", out);
+	ck_assert_msg(strstr(th_last_stderr(), "/nonexistent.conf: cannot open") != NULL, "%s",
+		      th_last_stderr());
 
 	char bad_url[] = "DUALREG_DATABASE_URL=host=/nonexistent-dir dbname=x";
 	char *const envp_bad[] = {bad_url, NULL};
 	ck_assert_int_eq(th_run(migrate, envp_bad, out, sizeof out), 1);
-	ck_assert_msg(strstr(out, "cannot connect") != NULL, "%s", out);
+	ck_assert_msg(strstr(th_last_stderr(), "cannot connect") != NULL, "%s", th_last_stderr());
 }
 END_TEST
 

@@ -2,11 +2,13 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "dualreg/problem.h"
+#include "th_contract.h"
 
 extern char **environ;
 
@@ -125,43 +128,91 @@ static char **merged_env(char *const extra[])
 	return env;
 }
 
+static char last_stderr[16384];
+
+const char *th_last_stderr(void)
+{
+	return last_stderr;
+}
+
+/* Appends what fd has to dst (bounded, NUL-terminated); returns false at end of file. */
+static bool drain_into(int fd, char *dst, size_t cap, size_t *used)
+{
+	char scratch[4096];
+	bool room = dst != NULL && *used + 1 < cap;
+	ssize_t n = read(fd, room ? dst + *used : scratch, room ? cap - *used - 1 : sizeof scratch);
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0)
+		return false;
+	if (room) {
+		*used += (size_t)n;
+		dst[*used] = '\0';
+	}
+	return true;
+}
+
 int th_run(char *const argv[], char *const envp_extra[], char *out, size_t outlen)
 {
-	int pipefd[2];
-	/* Close-on-exec, so that a server the child starts cannot hold the pipe open. */
-	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	/* Close-on-exec, so that a server the child starts cannot hold a pipe open. */
+	int opipe[2], epipe[2];
+	ck_assert_int_eq(pipe2(opipe, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(epipe, O_CLOEXEC), 0);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-	posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+	posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
 	char **env = merged_env(envp_extra);
 	pid_t pid;
 	int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
 	free(env);
 	posix_spawn_file_actions_destroy(&fa);
-	close(pipefd[1]);
+	close(opipe[1]);
+	close(epipe[1]);
 	ck_assert_msg(rc == 0, "spawn %s: %s", argv[0], strerror(rc));
-	size_t used = 0;
-	char scratch[4096];
-	for (;;) {
-		char *dst = out != NULL && used + 1 < outlen ? out + used : scratch;
-		size_t room = out != NULL && used + 1 < outlen ? outlen - used - 1 : sizeof scratch;
-		ssize_t n = read(pipefd[0], dst, room);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (dst != scratch)
-			used += (size_t)n;
-	}
-	close(pipefd[0]);
+	size_t oused = 0, eused = 0;
 	if (out != NULL && outlen > 0)
-		out[used] = '\0';
+		out[0] = '\0';
+	last_stderr[0] = '\0';
+	struct pollfd pf[2] = {{.fd = opipe[0], .events = POLLIN}, {.fd = epipe[0], .events = POLLIN}};
+	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+		if (poll(pf, 2, -1) < 0) {
+			ck_assert_int_eq(errno, EINTR);
+			continue;
+		}
+		if (pf[0].revents != 0 && !drain_into(pf[0].fd, out, outlen, &oused)) {
+			close(pf[0].fd);
+			pf[0].fd = -1;
+		}
+		if (pf[1].revents != 0 &&
+		    !drain_into(pf[1].fd, last_stderr, sizeof last_stderr, &eused)) {
+			close(pf[1].fd);
+			pf[1].fd = -1;
+		}
+	}
 	int status;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The loopback ports of the daemons this process started: answers from them are
+ * checked against the contract. Forked tests inherit the list. */
+static unsigned daemon_ports[256];
+static size_t ndaemon_ports;
+
+/* The request target (path and query) of url when it names one of our daemons. */
+static const char *daemon_target(const char *url)
+{
+	unsigned port;
+	int off = 0;
+	if (sscanf(url, "http://127.0.0.1:%u%n", &port, &off) != 1 &&
+	    sscanf(url, "https://127.0.0.1:%u%n", &port, &off) != 1)
+		return NULL;
+	for (size_t i = 0; i < ndaemon_ports; i++)
+		if (daemon_ports[i] == port)
+			return url[off] != '\0' ? url + off : "/";
+	return NULL;
 }
 
 static unsigned free_port(void)
@@ -183,6 +234,8 @@ void th_daemon_start(struct th_daemon *d, const char *db_url, const char *extra_
 	memset(d, 0, sizeof *d);
 	d->port = free_port();
 	snprintf(d->base, sizeof d->base, "http://127.0.0.1:%u", d->port);
+	if (ndaemon_ports < sizeof daemon_ports / sizeof daemon_ports[0])
+		daemon_ports[ndaemon_ports++] = d->port;
 	snprintf(d->conf_path, sizeof d->conf_path, "%s/d%d_%u.conf", tmp, (int)getpid(), seq);
 	snprintf(d->log_path, sizeof d->log_path, "%s/d%d_%u.log", tmp, (int)getpid(), seq++);
 
@@ -318,6 +371,23 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 {
 	struct th_resp *r = arg;
 	size_t len = size * n;
+	/* A new status line (after a 100 Continue, say): the headers start again. */
+	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		cJSON_Delete(r->headers);
+		r->headers = cJSON_CreateObject();
+		return len;
+	}
+	const char *colon = memchr(data, ':', len);
+	if (colon != NULL && r->headers != NULL) {
+		char name[128], value[2048];
+		size_t nl = (size_t)(colon - data);
+		snprintf(name, sizeof name, "%.*s", (int)nl, data);
+		for (char *c = name; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+		copy_header(data, len, name, value, sizeof value);
+		cJSON_DeleteItemFromObjectCaseSensitive(r->headers, name);
+		cJSON_AddStringToObject(r->headers, name, value);
+	}
 	copy_header(data, len, "Content-Type", r->content_type, sizeof r->content_type);
 	copy_header(data, len, "Allow", r->allow, sizeof r->allow);
 	copy_header(data, len, "Retry-After", r->retry_after, sizeof r->retry_after);
@@ -362,6 +432,12 @@ int th_http(const char *method, const char *url, const char *body, size_t body_l
 	resp->body_len = b.len;
 	if (b.len > 0)
 		resp->json = cJSON_ParseWithLength(resp->body, b.len);
+	if (resp->headers == NULL)
+		resp->headers = cJSON_CreateObject();
+	const char *target = daemon_target(url);
+	if (rc == CURLE_OK && target != NULL)
+		th_contract_response(method, target, resp->status, resp->headers, resp->body,
+				     resp->body_len);
 	return rc == CURLE_OK ? 0 : -1;
 }
 
@@ -369,8 +445,10 @@ void th_resp_free(struct th_resp *resp)
 {
 	free(resp->body);
 	cJSON_Delete(resp->json);
+	cJSON_Delete(resp->headers);
 	resp->body = NULL;
 	resp->json = NULL;
+	resp->headers = NULL;
 }
 
 void th_assert_problem(const struct th_resp *resp, long status)

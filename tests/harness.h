@@ -26,9 +26,12 @@ void th_sql(const char *url, const char *sql);
 void th_pg_stop(void);
 void th_pg_start(void);
 
-/* Runs a program to completion; returns its exit status (or 128+signal). Output is
- * captured into out (bounded, NUL-terminated) when out is not NULL. */
+/* Runs a program to completion; returns its exit status (or 128+signal). Its standard
+ * output is captured into out (bounded, NUL-terminated) when out is not NULL; its
+ * standard error, never mixed into out, is kept for th_last_stderr(). */
 int th_run(char *const argv[], char *const envp_extra[], char *out, size_t outlen);
+/* The standard error of the last th_run (bounded): for messages, never for data. */
+const char *th_last_stderr(void);
 
 struct th_daemon {
 	pid_t pid;
@@ -60,13 +63,16 @@ struct th_resp {
 	char www_authenticate[128];
 	char idempotent_replayed[16];
 	char etag[128];
+	cJSON *headers; /* every header of the final answer: lower-case name -> value */
 	char *body; /* NUL-terminated; owned */
 	size_t body_len;
 	cJSON *json; /* parsed body, or NULL */
 };
 
 /* One HTTP request; body may be NULL. headers is a NULL-terminated list or NULL.
- * Returns 0, or -1 if no response arrived (status 0). */
+ * Returns 0, or -1 if no response arrived (status 0). An answer from a dualregd started
+ * by th_daemon_start is checked against api/openapi.yaml (th_contract.h) and fails the
+ * test when it does not match. */
 int th_http(const char *method, const char *url, const char *body, size_t body_len,
 	    const char *const *headers, struct th_resp *resp);
 void th_resp_free(struct th_resp *resp);

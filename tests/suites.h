@@ -23,12 +23,14 @@ Suite *metrics_suite(void);
 Suite *domain_suite(void);
 Suite *failover_suite(void);
 Suite *ctl_sync_suite(void);
+Suite *sync_health_suite(void);
 /* platform: authentication, Idempotency-Key, dualregctl */
 Suite *auth_suite(void);
 Suite *idempotency_unit_suite(void);
 Suite *idempotency_suite(void); /* needs POST /v1/schools; see check_idempotency.c */
 Suite *ctl_suite(void);
 Suite *ctl_ops_suite(void);
+Suite *ctl_help_suite(void);
 Suite *registry_suite(void);
 /* the registry suite's registration tests (check_registry_registrations.c) */
 void registry_registration_tests(TCase *tc);

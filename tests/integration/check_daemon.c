@@ -159,7 +159,7 @@ START_TEST(test_bad_config_exits_2)
 	ck_assert_int_eq(th_run(argv, NULL, out, sizeof out), 2);
 	char want[600];
 	snprintf(want, sizeof want, "%s:6: [database] bogus_key: unknown key", path);
-	ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+	ck_assert_msg(strstr(th_last_stderr(), want) != NULL, "%s", th_last_stderr());
 
 	char *const check[] = {bin, "-t", "-c", path, NULL};
 	ck_assert_int_eq(th_run(check, NULL, out, sizeof out), 2);

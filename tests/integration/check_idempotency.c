@@ -226,6 +226,12 @@ START_TEST(test_in_progress)
 }
 END_TEST
 
+/* A stored answer the handler would not give now (another name and times). */
+#define STORED_SCHOOL                                                                     \
+	"{\"urn\":\"100001\",\"laestab\":null,\"name\":\"Stored\",\"kind\":\"mainstream\","      \
+	"\"register_close\":{\"am\":\"09:30\",\"pm\":\"14:00\"},\"pull\":null,"                  \
+	"\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\"}"
+
 /* Inserts an idempotency row for admin's key as if for POST /v1/schools school_a. */
 static void plant(const char *ikey, const char *state, const char *age, bool same_request)
 {
@@ -235,9 +241,9 @@ static void plant(const char *ikey, const char *state, const char *age, bool sam
 	snprintf(sql, sizeof sql,
 		 "INSERT INTO idempotency_keys (key_id, idem_key, request_hash, state, status,"
 		 " content_type, response, created_at)"
-		 " SELECT min(id), '%s', '%s', '%s', 201, 'application/json', '{\"old\":true}',"
+		 " SELECT min(id), '%s', '%s', '%s', 201, 'application/json', '%s',"
 		 " now() - interval '%s' FROM api_keys",
-		 ikey, hash, state, age);
+		 ikey, hash, state, STORED_SCHOOL, age);
 	th_sql(url, sql);
 }
 
@@ -268,7 +274,7 @@ START_TEST(test_takeover)
 	plant("stored", "done", "23 hours", true);
 	post(admin, "/v1/schools", school_a, "stored", &r);
 	ck_assert_int_eq(r.status, 201);
-	ck_assert_str_eq(r.body, "{\"old\":true}");
+	ck_assert_str_eq(r.body, STORED_SCHOOL);
 	ck_assert_str_eq(r.idempotent_replayed, "true");
 	th_resp_free(&r);
 }

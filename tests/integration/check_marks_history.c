@@ -331,8 +331,9 @@ START_TEST(test_derive_job_bad_config)
 	snprintf(bin, sizeof bin, "%s/dualregd", th_env("DUALREG_TEST_BIN"));
 	char *const argv[] = {bin, "-t", "-c", conf, NULL};
 	ck_assert_int_eq(th_run(argv, NULL, out, sizeof out), 2);
-	ck_assert_msg(strstr(out, "[jobs] derive_at: expected a time of day HH:MM") != NULL, "%s",
-		      out);
+	ck_assert_msg(strstr(th_last_stderr(), "[jobs] derive_at: expected a time of day HH:MM") !=
+			  NULL,
+		      "%s", th_last_stderr());
 }
 END_TEST
 
