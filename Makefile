@@ -55,7 +55,7 @@ CTL_SRCS    = $(sort $(wildcard ctl/*.c))
 TEST_SRCS   = $(wildcard tests/*.c tests/integration/*.c)
 
 CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/db/migrate.c \
-                $(sort $(wildcard daemon/domain/*.c)) api/auth_token.c
+                daemon/auth_token.c $(sort $(wildcard daemon/domain/*.c))
 CORE_OBJS   = $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CTL_CORE_OBJS = $(CTL_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(BUILD)/%.o)

@@ -20,6 +20,7 @@
 #include "dualreg/calendar.h"
 #include "dualreg/jobs.h"
 #include "dualreg/status_cache.h"
+#include "dualreg/xalloc.h"
 #include "dualreg/problem.h"
 #include "dualreg/upn.h"
 #include "handlers.h"
@@ -197,7 +198,7 @@ void h_pupil_status(struct api_req *r)
 		reply_status(r, cached_body, cached_etag);
 		return;
 	}
-	struct status_req *sr = malloc(sizeof *sr);
+	struct status_req *sr = xmalloc(sizeof *sr);
 	memcpy(sr->key, key, sizeof key);
 	sr->stamp = status_cache_stamp(r->env->status_cache);
 	r->state = sr;

@@ -11,8 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dualreg/auth.h"
+#include "dualreg/auth_token.h"
 #include "dualreg/config.h"
+#include "dualreg/xalloc.h"
 
 /* Connects with the configured URL; NULL (after saying why on stderr) on failure. */
 PGconn *ctl_connect(const struct config *cfg);

@@ -491,6 +491,7 @@ int main(int argc, char **argv)
 {
 	const char *config_path = NULL;
 	int i = 1;
+	xalloc_json_hooks();
 	while (i + 1 < argc && strcmp(argv[i], "-c") == 0) {
 		config_path = argv[i + 1];
 		i += 2;

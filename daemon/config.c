@@ -36,39 +36,53 @@ struct cfg_key {
 	enum cfg_kind kind;
 	size_t offset;
 	unsigned long min, max; /* for numbers, durations (ms) and sizes (bytes) */
+	const char *def;        /* the default, written as in a config file */
+	bool restart;           /* only a restart applies a change (SIGHUP keeps the old) */
 };
 
+/* Every key: its default and whether SIGHUP may change it live, next to its bounds. */
 #define OFF(f) offsetof(struct config, f)
+#define LIVE false
+#define RESTART true
 static const struct cfg_key cfg_keys[] = {
-	{"server", "listen", CFG_LISTEN, 0, 0, 0},
-	{"server", "max_body_size", CFG_SIZE, OFF(max_body_size), 1024, 64ul << 20},
-	{"server", "max_header_size", CFG_SIZE, OFF(max_header_size), 1024, 1ul << 20},
-	{"server", "request_timeout", CFG_DURATION, OFF(request_timeout_ms), 100, 600000},
-	{"server", "drain_timeout", CFG_DURATION, OFF(drain_timeout_ms), 0, 600000},
-	{"server", "max_requests", CFG_UINT, OFF(max_requests), 1, 100000},
-	{"database", "url", CFG_STRING, OFF(database_url), 0, 0},
-	{"database", "pool_size", CFG_UINT, OFF(pool_size), 1, 64},
-	{"database", "connect_timeout", CFG_DURATION, OFF(connect_timeout_ms), 100, 120000},
-	{"log", "level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
-	{"log", "access", CFG_BOOL, OFF(log_access), 0, 1},
-	{"limits", "rate", CFG_UINT, OFF(rate_per_second), 1, 1000000},
-	{"limits", "burst", CFG_UINT, OFF(rate_burst), 1, 1000000},
-	{"webhooks", "timeout", CFG_DURATION, OFF(webhook_timeout_ms), 100, 300000},
-	{"webhooks", "retry_schedule", CFG_SCHEDULE, OFF(webhook_schedule_ms), 10, 7 * 86400000ul},
-	{"webhooks", "max_in_flight", CFG_UINT, OFF(webhook_max_in_flight), 1, 10000},
-	{"webhooks", "per_subscription", CFG_UINT, OFF(webhook_per_subscription), 1, 1000},
-	{"outbound", "allow_http", CFG_BOOL, OFF(outbound_allow_http), 0, 1},
-	{"outbound", "allow_private", CFG_BOOL, OFF(outbound_allow_private), 0, 1},
-	{"outbound", "ca_file", CFG_OPTSTRING, OFF(outbound_ca_file), 0, 0},
-	{"pull", "timeout", CFG_DURATION, OFF(pull_timeout_ms), 100, 300000},
-	{"pull", "max_page_size", CFG_SIZE, OFF(pull_max_page), 1024, 64ul << 20},
-	{"pull", "max_concurrent", CFG_UINT, OFF(pull_max_concurrent), 1, 256},
-	{"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000},
-	{"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0},
-	{"metrics", "token", CFG_OPTSTRING, OFF(metrics_token), 0, 0},
-	{"alerts", "missing_grace", CFG_DURATION, OFF(alert_missing_grace_ms), 0, 86400000},
-	{"alerts", "check_interval", CFG_DURATION, OFF(alert_check_interval_ms), 100, 3600000},
+    {"server", "listen", CFG_LISTEN, 0, 0, 0, "127.0.0.1:8080", RESTART},
+    {"server", "max_body_size", CFG_SIZE, OFF(max_body_size), 1024, 64ul << 20, "1M", RESTART},
+    {"server", "max_header_size", CFG_SIZE, OFF(max_header_size), 1024, 1ul << 20, "8K",
+     RESTART},
+    {"server", "request_timeout", CFG_DURATION, OFF(request_timeout_ms), 100, 600000, "30s",
+     LIVE},
+    {"server", "drain_timeout", CFG_DURATION, OFF(drain_timeout_ms), 0, 600000, "10s", LIVE},
+    {"server", "max_requests", CFG_UINT, OFF(max_requests), 1, 100000, "1024", LIVE},
+    {"database", "url", CFG_STRING, OFF(database_url), 0, 0, "dbname=dualreg", RESTART},
+    {"database", "pool_size", CFG_UINT, OFF(pool_size), 1, 64, "4", RESTART},
+    {"database", "connect_timeout", CFG_DURATION, OFF(connect_timeout_ms), 100, 120000, "5s",
+     RESTART},
+    {"log", "level", CFG_LOGLEVEL, OFF(log_level), 0, 0, "info", LIVE},
+    {"log", "access", CFG_BOOL, OFF(log_access), 0, 1, "true", LIVE},
+    {"limits", "rate", CFG_UINT, OFF(rate_per_second), 1, 1000000, "50", LIVE},
+    {"limits", "burst", CFG_UINT, OFF(rate_burst), 1, 1000000, "200", LIVE},
+    {"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000, "10s", LIVE},
+    {"webhooks", "timeout", CFG_DURATION, OFF(webhook_timeout_ms), 100, 300000, "15s", LIVE},
+    {"webhooks", "retry_schedule", CFG_SCHEDULE, OFF(webhook_schedule_ms), 10, 7 * 86400000ul,
+     "5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h, 24h", LIVE},
+    {"webhooks", "max_in_flight", CFG_UINT, OFF(webhook_max_in_flight), 1, 10000, "64", LIVE},
+    {"webhooks", "per_subscription", CFG_UINT, OFF(webhook_per_subscription), 1, 1000, "4",
+     LIVE},
+    {"outbound", "allow_http", CFG_BOOL, OFF(outbound_allow_http), 0, 1, "false", LIVE},
+    {"outbound", "allow_private", CFG_BOOL, OFF(outbound_allow_private), 0, 1, "false", LIVE},
+    {"outbound", "ca_file", CFG_OPTSTRING, OFF(outbound_ca_file), 0, 0, "", LIVE},
+    {"pull", "timeout", CFG_DURATION, OFF(pull_timeout_ms), 100, 300000, "30s", LIVE},
+    {"pull", "max_page_size", CFG_SIZE, OFF(pull_max_page), 1024, 64ul << 20, "8M", LIVE},
+    {"pull", "max_concurrent", CFG_UINT, OFF(pull_max_concurrent), 1, 256, "4", LIVE},
+    {"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0, "00:05", LIVE},
+    {"metrics", "token", CFG_OPTSTRING, OFF(metrics_token), 0, 0, "", LIVE},
+    {"alerts", "missing_grace", CFG_DURATION, OFF(alert_missing_grace_ms), 0, 86400000, "30m",
+     LIVE},
+    {"alerts", "check_interval", CFG_DURATION, OFF(alert_check_interval_ms), 100, 3600000, "1m",
+     LIVE},
 };
+#undef LIVE
+#undef RESTART
 #undef OFF
 
 struct cfg_parse {
@@ -83,37 +97,109 @@ struct cfg_parse {
 	bool too_long;
 };
 
+static int apply_key(struct config *cfg, const struct cfg_key *k, const char *value, char *err,
+		     size_t errlen);
+
 void cfg_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
-	snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
-	cfg->listen_port = 8080;
-	cfg->max_body_size = 1u << 20;
-	cfg->max_header_size = 8u << 10;
-	cfg->request_timeout_ms = 30000;
-	cfg->drain_timeout_ms = 10000;
-	cfg->max_requests = 1024;
-	cfg->database_url = xstrdup(CFG_DEFAULT_DATABASE_URL);
-	cfg->pool_size = 4;
-	cfg->connect_timeout_ms = 5000;
-	cfg->log_level = LOG_INFO;
-	cfg->log_access = true;
-	cfg->rate_per_second = 50;
-	cfg->rate_burst = 200;
-	cfg->webhook_timeout_ms = 15000;
-	static const unsigned schedule[] = {5000,     30000,     120000,    600000,   1800000,
-					    3600000,  10800000,  21600000,  43200000, 86400000};
-	memcpy(cfg->webhook_schedule_ms, schedule, sizeof schedule);
-	cfg->webhook_schedule_len = sizeof schedule / sizeof schedule[0];
-	cfg->webhook_max_in_flight = 64;
-	cfg->webhook_per_subscription = 4;
-	cfg->pull_timeout_ms = 30000;
-	cfg->pull_max_page = 8u << 20;
-	cfg->pull_max_concurrent = 4;
-	cfg->key_cache_ttl_ms = 10000;
-	cfg->derive_at_min = 5; /* 00:05 */
-	cfg->alert_missing_grace_ms = 30 * 60000;
-	cfg->alert_check_interval_ms = 60000;
+	for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++) {
+		char err[400];
+		/* The defaults pass the same parser and bounds as a file (a unit test holds
+		 * them to it); one that did not would be a defect in this table. */
+		if (apply_key(cfg, &cfg_keys[i], cfg_keys[i].def, err, sizeof err) != 0)
+			abort();
+	}
+}
+
+/* Whether key k has different values in a and b. */
+static bool key_differs(const struct cfg_key *k, const struct config *a, const struct config *b)
+{
+	const char *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+	switch (k->kind) {
+	case CFG_LISTEN:
+		return strcmp(a->listen_host, b->listen_host) != 0 || a->listen_port != b->listen_port;
+	case CFG_STRING:
+	case CFG_OPTSTRING: {
+		const char *sx = *(char *const *)x, *sy = *(char *const *)y;
+		return (sx == NULL) != (sy == NULL) || (sx != NULL && strcmp(sx, sy) != 0);
+	}
+	case CFG_UINT:
+	case CFG_DURATION:
+	case CFG_CLOCK:
+		return *(const unsigned *)x != *(const unsigned *)y;
+	case CFG_SIZE:
+		return *(const size_t *)x != *(const size_t *)y;
+	case CFG_BOOL:
+		return *(const bool *)x != *(const bool *)y;
+	case CFG_LOGLEVEL:
+		return *(const enum log_level *)x != *(const enum log_level *)y;
+	case CFG_SCHEDULE:
+		return a->webhook_schedule_len != b->webhook_schedule_len ||
+		       memcmp(a->webhook_schedule_ms, b->webhook_schedule_ms,
+			      a->webhook_schedule_len * sizeof a->webhook_schedule_ms[0]) != 0;
+	}
+	return true;
+}
+
+/* Appends "[section] key" to a bounded, comma-separated list. */
+static void name_key(const struct cfg_key *k, int nth, char *list, size_t len, size_t *used)
+{
+	int w = snprintf(list + *used, len - *used, "%s[%s] %s", nth > 0 ? ", " : "", k->section,
+			 k->name);
+	if (w > 0 && (size_t)w < len - *used)
+		*used += (size_t)w;
+}
+
+int cfg_differences(const struct config *a, const struct config *b, char *names, size_t len)
+{
+	int n = 0;
+	size_t used = 0;
+	names[0] = '\0';
+	for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++)
+		if (key_differs(&cfg_keys[i], a, b))
+			name_key(&cfg_keys[i], n++, names, len, &used);
+	return n;
+}
+
+int cfg_keep_restart_only(struct config *next, struct config *running, char *changed,
+			  size_t len)
+{
+	int n = 0;
+	size_t used = 0;
+	changed[0] = '\0';
+	for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		if (!k->restart)
+			continue;
+		if (key_differs(k, next, running))
+			name_key(k, n++, changed, len, &used);
+		char *a = (char *)next + k->offset, *b = (char *)running + k->offset;
+		switch (k->kind) {
+		case CFG_LISTEN:
+			memcpy(next->listen_host, running->listen_host, sizeof next->listen_host);
+			next->listen_port = running->listen_port;
+			break;
+		case CFG_STRING: {
+			/* Swapped, not copied: the running value (which others may point to)
+			 * stays in use, and the caller frees the other with its config. */
+			char **x = (char **)a, **y = (char **)b, *t = *x;
+			*x = *y;
+			*y = t;
+			break;
+		}
+		case CFG_UINT:
+		case CFG_DURATION:
+			*(unsigned *)a = *(unsigned *)b;
+			break;
+		case CFG_SIZE:
+			*(size_t *)a = *(size_t *)b;
+			break;
+		default:
+			abort(); /* no key of another kind is restart-only */
+		}
+	}
+	return n;
 }
 
 void cfg_free(struct config *cfg)

@@ -34,6 +34,7 @@
 #include "dualreg/pull.h"
 #include "dualreg/status_cache.h"
 #include "dualreg/version.h"
+#include "dualreg/xalloc.h"
 
 struct daemon {
 	struct event_base *base;
@@ -174,29 +175,13 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		sd_notify(0, "READY=1");
 		return;
 	}
-	if (strcmp(next.listen_host, d->cfg.listen_host) != 0 ||
-	    next.listen_port != d->cfg.listen_port)
-		log_warn("reload: listen address changes need a restart", "");
-	if (strcmp(next.database_url, d->cfg.database_url) != 0 ||
-	    next.pool_size != d->cfg.pool_size || next.connect_timeout_ms != d->cfg.connect_timeout_ms)
-		log_warn("reload: database url, pool size and connect timeout changes need a restart",
-			 "");
-	if (next.max_body_size != d->cfg.max_body_size ||
-	    next.max_header_size != d->cfg.max_header_size)
-		log_warn("reload: body and header size limits change at restart", "");
 	/* Everything reloadable comes from the new file; what only a restart can change
 	 * stays as it is running. */
+	char changed[256];
+	if (cfg_keep_restart_only(&next, &d->cfg, changed, sizeof changed) > 0)
+		log_warn("reload: these settings change only at a restart", "keys=\"%s\"", changed);
 	struct config old = d->cfg;
 	d->cfg = next;
-	memcpy(d->cfg.listen_host, old.listen_host, sizeof old.listen_host);
-	d->cfg.listen_port = old.listen_port;
-	free(d->cfg.database_url);
-	d->cfg.database_url = old.database_url;
-	old.database_url = NULL;
-	d->cfg.pool_size = old.pool_size;
-	d->cfg.connect_timeout_ms = old.connect_timeout_ms;
-	d->cfg.max_body_size = old.max_body_size;
-	d->cfg.max_header_size = old.max_header_size;
 	cfg_free(&old);
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	outbox_configure(d->outbox, &oo);
@@ -330,6 +315,7 @@ int main(int argc, char **argv)
 	char err[600];
 	int opt;
 
+	xalloc_json_hooks();
 	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -1,6 +1,7 @@
 /* xalloc: the one place that handles an exhausted heap (see xalloc.h). */
 #include "dualreg/xalloc.h"
 
+#include <cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,4 +66,11 @@ char *xasprintf(const char *fmt, ...)
 	if (n < 0)
 		out_of_memory();
 	return p;
+}
+
+void xalloc_json_hooks(void)
+{
+	/* cJSON's default allocator returns NULL, which no caller checks for. */
+	cJSON_Hooks hooks = {.malloc_fn = xmalloc, .free_fn = free};
+	cJSON_InitHooks(&hooks);
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "dualreg/config.h"
+#include "harness.h"
 #include "suites.h"
 
 static char err[600];
@@ -28,7 +29,61 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c.max_body_size, 1u << 20);
 	ck_assert_uint_eq(c.request_timeout_ms, 30000);
 	ck_assert_int_eq(c.log_level, LOG_INFO);
+	ck_assert_uint_eq(c.webhook_schedule_len, 10);
+	ck_assert_uint_eq(c.webhook_schedule_ms[9], 86400000);
+	ck_assert_uint_eq(c.derive_at_min, 5);
+	ck_assert(c.log_access);
+	ck_assert_ptr_null(c.outbound_ca_file);
 	cfg_free(&c);
+}
+END_TEST
+
+/* The example configuration says its values are the defaults: it and the key table
+ * (the one place defaults are written) agree, key by key. */
+START_TEST(test_example_is_the_defaults)
+{
+	char path[1024], names[600];
+	snprintf(path, sizeof path, "%s/config/dualreg.conf.example", th_env("DUALREG_TEST_ROOT"));
+	struct config example, defaults;
+	ck_assert_msg(cfg_load(&example, path, err, sizeof err) == 0, "%s", err);
+	cfg_defaults(&defaults);
+	ck_assert_msg(cfg_differences(&example, &defaults, names, sizeof names) == 0,
+		      "config/dualreg.conf.example differs from the defaults in: %s", names);
+	/* and the comparison sees a difference when there is one */
+	example.webhook_schedule_ms[3]++;
+	example.log_access = !example.log_access;
+	ck_assert_int_eq(cfg_differences(&example, &defaults, names, sizeof names), 2);
+	ck_assert_str_eq(names, "[log] access, [webhooks] retry_schedule");
+	cfg_free(&example);
+	cfg_free(&defaults);
+}
+END_TEST
+
+/* A reload keeps what only a restart can change, names it, and takes the rest. */
+START_TEST(test_reload_keeps_restart_only)
+{
+	struct config running, next;
+	char changed[256];
+	ck_assert_int_eq(cfg_load_string(&running, "a.conf", "[database]\nurl = dbname=a\n", err,
+					 sizeof err),
+			 0);
+	const char *url = running.database_url;
+	ck_assert_int_eq(cfg_load_string(&next, "b.conf",
+					 "[server]\nlisten = 127.0.0.1:9\nrequest_timeout = 5s\n"
+					 "[database]\nurl = dbname=b\npool_size = 9\n",
+					 err, sizeof err),
+			 0);
+	ck_assert_int_eq(cfg_keep_restart_only(&next, &running, changed, sizeof changed), 3);
+	ck_assert_str_eq(changed, "[server] listen, [database] url, [database] pool_size");
+	ck_assert_uint_eq(next.listen_port, 8080);
+	ck_assert_ptr_eq(next.database_url, url); /* the running string itself */
+	ck_assert_uint_eq(next.pool_size, 4);
+	ck_assert_uint_eq(next.request_timeout_ms, 5000); /* reloadable: the new value */
+	ck_assert_str_eq(running.database_url, "dbname=b"); /* freed with running */
+	cfg_free(&running);
+	ck_assert_int_eq(cfg_keep_restart_only(&next, &next, changed, sizeof changed), 0);
+	ck_assert_str_eq(changed, "");
+	cfg_free(&next);
 }
 END_TEST
 
@@ -189,6 +244,8 @@ Suite *config_suite(void)
 	TCase *tc = tcase_create("load");
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_example_is_the_defaults);
+	tcase_add_test(tc, test_reload_keeps_restart_only);
 	tcase_add_test(tc, test_values);
 	tcase_add_loop_test(tc, test_bad_input, 0, (int)(sizeof bad / sizeof bad[0]));
 	tcase_add_test(tc, test_env_overrides);

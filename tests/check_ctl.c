@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dualreg/auth.h"
+#include "dualreg/auth_token.h"
 #include "dualreg/upn.h"
 #include "harness.h"
 #include "suites.h"

@@ -1,8 +1,7 @@
 /*
- * auth: API keys. A key is a bearer token "drk_" + 43 base64url characters (32 random
- * bytes), shown once when created and stored only as its SHA-256. Owns token creation
- * and hashing (shared with dualregctl), the daemon's short-lived cache of key lookups,
- * the per-key token-bucket rate limit, and the access check run before each handler.
+ * auth: API keys in the daemon. Owns the short-lived cache of key lookups, the per-key
+ * token-bucket rate limit, and the access check run before each handler. The token
+ * itself (its format and hash) belongs to auth_token.h, shared with dualregctl.
  */
 #ifndef DUALREG_AUTH_H
 #define DUALREG_AUTH_H
@@ -10,15 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct api_req;
+#include "dualreg/auth_token.h"
 
-#define AUTH_TOKEN_PREFIX "drk_"
-#define AUTH_TOKEN_LEN 47 /* prefix + 43 */
-#define AUTH_HASH_HEX 65  /* 64 hex digits + NUL */
-/* A new random token (AUTH_TOKEN_LEN + 1 bytes). 0, or -1 if randomness failed. */
-int auth_token_new(char *out, size_t outlen) __attribute__((warn_unused_result));
-/* Hex SHA-256 of a token. */
-void auth_token_hash(const char *token, char out[AUTH_HASH_HEX]);
+struct api_req;
 
 /*
  * Authenticates r (Authorization: Bearer), checks the route's access level and the

@@ -14,7 +14,6 @@
 #include "dualreg/log.h"
 
 #define CFG_DEFAULT_PATH "/etc/dualreg/dualreg.conf"
-#define CFG_DEFAULT_DATABASE_URL "dbname=dualreg"
 #define CFG_SCHEDULE_MAX 16
 
 struct config {
@@ -76,6 +75,16 @@ int cfg_load_string(struct config *cfg, const char *name, const char *text, char
 		    size_t errlen) __attribute__((warn_unused_result));
 
 void cfg_free(struct config *cfg);
+/*
+ * For a reload: every restart-only key (listen address, database, pool, size limits)
+ * whose value in next differs from running is named in changed ("[section] key, ...",
+ * bounded) and gets its running value back in next. Returns how many differed. The
+ * running config keeps what next had instead; free it with cfg_free as before.
+ */
+int cfg_keep_restart_only(struct config *next, struct config *running, char *changed,
+			  size_t len);
+/* How many keys differ between a and b; their names go to names as above. */
+int cfg_differences(const struct config *a, const struct config *b, char *names, size_t len);
 
 /* Value parsers shared with the environment overrides; 0 or -1 with why in err. */
 int cfg_parse_listen(const char *text, char *host, size_t hostlen, uint16_t *port,

@@ -1,10 +1,10 @@
-/* auth_token: creating and hashing API key tokens (see auth.h); shared with dualregctl. */
+/* auth_token: creating and hashing API key tokens (see auth_token.h). */
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "dualreg/auth.h"
+#include "dualreg/auth_token.h"
 
 int auth_token_new(char *out, size_t outlen)
 {
