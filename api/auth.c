@@ -1,6 +1,7 @@
 /*
- * auth: bearer-token authentication with a small in-memory cache, and per-key rate
- * limiting.
+ * auth: the authenticate, authorize and rate-limit stages (see auth.h): bearer-token
+ * authentication with a small in-memory cache, the route's access level, and per-key
+ * rate limiting.
  *
  * Why a cache: looking a key up costs a database round trip, and most requests (status
  * polls) are otherwise answered without one. Entries live [limits] key_cache_ttl
@@ -12,7 +13,7 @@
  * Both tables are fixed-size open-addressing hash tables; when one fills up it is
  * cleared, which costs at most one extra lookup per active key.
  */
-#include "dualreg/auth.h"
+#include "auth.h"
 
 #include <event2/http.h>
 #include <libpq-fe.h>
@@ -24,11 +25,10 @@
 #include <time.h>
 
 #include "dualreg/api.h"
+#include "dualreg/auth_token.h"
 #include "dualreg/config.h"
-#include "dualreg/db.h"
-#include "dualreg/log.h"
 #include "dualreg/metrics.h"
-#include "dualreg/problem.h"
+#include "request.h"
 
 #define TABLE_SIZE 4096 /* power of two */
 
@@ -94,13 +94,83 @@ static void key_store(const char *hash, const struct api_key *k)
 	e->fetched = now_s();
 }
 
-void auth_reset(void)
+/* ---- authenticate, authorize ---- */
+
+static void unauthorized(struct api_req *r, const char *detail)
 {
-	memset(keys, 0, sizeof keys);
-	nkeys = 0;
-	memset(buckets, 0, sizeof buckets);
-	nbuckets = 0;
+	api_set_header(r, "WWW-Authenticate", "Bearer realm=\"dualreg\"");
+	api_reply_error(r, 401, NULL, "%s", detail);
 }
+
+static void lookup_done(struct api_req *r, PGresult *res)
+{
+	struct req *q = req_of(r);
+	void (*next)(struct api_req *) = q->auth_next;
+	q->auth_next = NULL;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		api_reply_db_error(r, res);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		unauthorized(r, "unknown or revoked API key");
+		return;
+	}
+	struct api_key k = {0};
+	k.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	snprintf(k.name, sizeof k.name, "%s", PQgetvalue(res, 0, 1));
+	k.admin = strcmp(PQgetvalue(res, 0, 2), "admin") == 0;
+	snprintf(k.urn, sizeof k.urn, "%s", PQgetvalue(res, 0, 3));
+	key_store(q->auth_hash, &k);
+	r->key = k;
+	next(r);
+}
+
+void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r))
+{
+	const char *h = api_header(r, "Authorization");
+	if (h == NULL) {
+		unauthorized(r, "missing Authorization: Bearer <API key>");
+		return;
+	}
+	if (strncasecmp(h, "Bearer ", 7) != 0) {
+		unauthorized(r, "the Authorization header must be: Bearer <API key>");
+		return;
+	}
+	const char *token = h + 7;
+	while (*token == ' ')
+		token++;
+	if (strlen(token) != AUTH_TOKEN_LEN || strncmp(token, AUTH_TOKEN_PREFIX, 4) != 0) {
+		unauthorized(r, "malformed API key");
+		return;
+	}
+	char hash[AUTH_HASH_HEX];
+	auth_token_hash(token, hash);
+	struct key_entry *e = key_find(hash);
+	if (e != NULL && now_s() - e->fetched < r->env->cfg->key_cache_ttl_ms / 1000.0) {
+		r->key = e->key;
+		next(r);
+		return;
+	}
+	struct req *q = req_of(r);
+	q->auth_next = next;
+	memcpy(q->auth_hash, hash, sizeof hash);
+	const char *params[] = {q->auth_hash};
+	api_query(r,
+		  "SELECT id, name, role, coalesce(urn, '') FROM api_keys "
+		  "WHERE token_hash = $1 AND revoked_at IS NULL",
+		  1, params, lookup_done);
+}
+
+void auth_authorize(struct api_req *r, void (*next)(struct api_req *r))
+{
+	if (r->route->access == ROUTE_ADMIN && !r->key.admin) {
+		api_reply_error(r, 403, NULL, "this operation needs an admin key");
+		return;
+	}
+	next(r);
+}
+
+/* ---- rate-limit ---- */
 
 /* Takes one token from the key's bucket; false with the wait in *retry_s if empty. */
 static bool bucket_take(long long key_id, double rate, double burst, double *retry_s)
@@ -131,19 +201,8 @@ static bool bucket_take(long long key_id, double rate, double burst, double *ret
 	return false;
 }
 
-static void unauthorized(struct api_req *r, const char *detail)
+void auth_rate_limit(struct api_req *r, void (*next)(struct api_req *r))
 {
-	api_set_header(r, "WWW-Authenticate", "Bearer realm=\"dualreg\"");
-	api_reply_error(r, 401, NULL, "%s", detail);
-}
-
-/* Access level and rate limit, once the key is known. */
-static void admit(struct api_req *r, void (*next)(struct api_req *r))
-{
-	if (r->route->access == ROUTE_ADMIN && !r->key.admin) {
-		api_reply_error(r, 403, NULL, "this operation needs an admin key");
-		return;
-	}
 	const struct config *cfg = r->env->cfg;
 	double retry;
 	if (!bucket_take(r->key.id, cfg->rate_per_second, cfg->rate_burst, &retry)) {
@@ -158,63 +217,6 @@ static void admit(struct api_req *r, void (*next)(struct api_req *r))
 		return;
 	}
 	next(r);
-}
-
-static void lookup_done(struct api_req *r, PGresult *res)
-{
-	void (*next)(struct api_req *) = r->auth_next;
-	r->auth_next = NULL;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		api_reply_db_error(r, res);
-		return;
-	}
-	if (PQntuples(res) == 0) {
-		unauthorized(r, "unknown or revoked API key");
-		return;
-	}
-	struct api_key k = {0};
-	k.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	snprintf(k.name, sizeof k.name, "%s", PQgetvalue(res, 0, 1));
-	k.admin = strcmp(PQgetvalue(res, 0, 2), "admin") == 0;
-	snprintf(k.urn, sizeof k.urn, "%s", PQgetvalue(res, 0, 3));
-	key_store(r->auth_hash, &k);
-	r->key = k;
-	admit(r, next);
-}
-
-void auth_check(struct api_req *r, void (*next)(struct api_req *r))
-{
-	const char *h = api_header(r, "Authorization");
-	if (h == NULL) {
-		unauthorized(r, "missing Authorization: Bearer <API key>");
-		return;
-	}
-	if (strncasecmp(h, "Bearer ", 7) != 0) {
-		unauthorized(r, "the Authorization header must be: Bearer <API key>");
-		return;
-	}
-	const char *token = h + 7;
-	while (*token == ' ')
-		token++;
-	if (strlen(token) != AUTH_TOKEN_LEN || strncmp(token, AUTH_TOKEN_PREFIX, 4) != 0) {
-		unauthorized(r, "malformed API key");
-		return;
-	}
-	char hash[AUTH_HASH_HEX];
-	auth_token_hash(token, hash);
-	struct key_entry *e = key_find(hash);
-	if (e != NULL && now_s() - e->fetched < r->env->cfg->key_cache_ttl_ms / 1000.0) {
-		r->key = e->key;
-		admit(r, next);
-		return;
-	}
-	r->auth_next = next;
-	memcpy(r->auth_hash, hash, sizeof hash);
-	const char *params[] = {r->auth_hash};
-	api_query(r,
-		  "SELECT id, name, role, coalesce(urn, '') FROM api_keys "
-		  "WHERE token_hash = $1 AND revoked_at IS NULL",
-		  1, params, lookup_done);
 }
 
 const char *api_key_scope(const struct api_req *r)

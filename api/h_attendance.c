@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "dualreg/calendar.h"
-#include "dualreg/problem.h"
 #include "handlers.h"
+#include "problem.h"
 
 #define ATTENDANCE_MAX_DAYS 366
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dualreg/problem.h"
 #include "dualreg/upn.h"
 #include "handlers.h"
+#include "problem.h"
 
 void h_audit(struct api_req *r)
 {

@@ -36,9 +36,9 @@
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/listen.h"
-#include "dualreg/problem.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
+#include "problem.h"
 
 #define CHANGES_LIMIT_DEFAULT 100
 #define CHANGES_LIMIT_MAX 1000

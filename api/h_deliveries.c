@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dualreg/problem.h"
 #include "handlers.h"
+#include "problem.h"
 
 #define DELIVERY_JSON                                                                        \
 	"json_build_object('id', d.id, 'subscription_id', d.subscription_id, 'event', "     \

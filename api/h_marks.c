@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dualreg/json_fields.h"
-#include "dualreg/problem.h"
 #include "dualreg/metrics.h"
 #include "handlers.h"
+#include "json_fields.h"
+#include "problem.h"
 
 #define MARKS_MAX_ITEMS 1000
 #define MARKS_MAX_ERRORS 50 /* pointers listed in one problem */

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dualreg/auth.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/metrics.h"
 #include "dualreg/outbox.h"
+#include "auth.h"
 #include "handlers.h"
 
 static void rendered(struct api_req *r, PGresult *res)
@@ -59,6 +59,11 @@ static void serve_admin(struct api_req *r)
 	serve(r);
 }
 
+static void authenticated(struct api_req *r)
+{
+	auth_rate_limit(r, serve_admin);
+}
+
 void h_metrics(struct api_req *r)
 {
 	const char *token = r->env->cfg->metrics_token;
@@ -69,5 +74,7 @@ void h_metrics(struct api_req *r)
 		serve(r);
 		return;
 	}
-	auth_check(r, serve_admin);
+	/* Otherwise a key, which passes the stages a keyed route does (pipeline.c), and
+	 * must be an admin's. */
+	auth_authenticate(r, authenticated);
 }

@@ -8,10 +8,10 @@
  */
 #include <string.h>
 
-#include "dualreg/json_fields.h"
-#include "dualreg/sql_reply.h"
 #include "dualreg/upn.h"
 #include "handlers.h"
+#include "json_fields.h"
+#include "sql_reply.h"
 
 #define PUPIL_NAME_MAX 100
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "dualreg/calendar.h"
-#include "dualreg/problem.h"
 #include "handlers.h"
+#include "problem.h"
 
 static bool urn_valid(const char *urn)
 {

@@ -14,11 +14,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dualreg/json_fields.h"
 #include "dualreg/schedule.h"
-#include "dualreg/sql_reply.h"
 #include "dualreg/upn.h"
 #include "handlers.h"
+#include "json_fields.h"
+#include "sql_reply.h"
 
 static const char *const roles[] = {"main", "subsidiary", NULL};
 

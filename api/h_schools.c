@@ -19,9 +19,9 @@
 
 #include "dualreg/config.h"
 #include "dualreg/endpoint.h"
-#include "dualreg/json_fields.h"
-#include "dualreg/problem.h"
-#include "dualreg/sql_reply.h"
+#include "json_fields.h"
+#include "problem.h"
+#include "sql_reply.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
 

@@ -21,7 +21,7 @@
 #include "dualreg/jobs.h"
 #include "dualreg/status_cache.h"
 #include "dualreg/xalloc.h"
-#include "dualreg/problem.h"
+#include "problem.h"
 #include "dualreg/upn.h"
 #include "handlers.h"
 

@@ -21,7 +21,7 @@
 #include "dualreg/config.h"
 #include "dualreg/endpoint.h"
 #include "dualreg/httpc.h"
-#include "dualreg/problem.h"
+#include "problem.h"
 #include "dualreg/sign.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"

@@ -1,13 +1,15 @@
 /*
  * idempotency: claims, stores and replays Idempotency-Key responses (see
- * idempotency.h). Every statement is one short pooled statement, never a transaction
+ * idempotency.h): the pipeline's last stage (idem_begin) takes the claim and sets the
+ * request's reply hook, through which the handler's reply is stored before it is sent
+ * (request.c). Every statement is one short pooled statement, never a transaction
  * held across the handler: the claim row itself is the lock, and a crashed or timed-out
  * request leaves a 'running' row that a retry takes over once it is older than twice the
  * request timeout (no request can still be running then). A reply the database refuses
  * to store releases the claim before it is sent, so that a retry runs afresh instead of
  * meeting a 'running' row that nothing will ever finish.
  */
-#include "dualreg/idempotency.h"
+#include "idempotency.h"
 
 #include <event2/event.h>
 #include <event2/buffer.h>
@@ -22,8 +24,9 @@
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/log.h"
-#include "dualreg/problem.h"
 #include "dualreg/xalloc.h"
+#include "problem.h"
+#include "request.h"
 
 struct idem_claim {
 	char key_id[24];
@@ -31,8 +34,14 @@ struct idem_claim {
 	char hash[IDEM_HASH_HEX];
 	bool claimed; /* our row is in the table: the reply must be stored or released */
 	void (*next)(struct api_req *r);
-	void (*send)(struct api_req *r);
 };
+
+static bool claim_held(struct api_req *r);
+static void record(struct api_req *r, int status, const char *ctype, const char *body);
+static void abandon(struct api_req *r);
+static void claim_free(struct api_req *r);
+
+static const struct req_reply_hook reply_hook = {claim_held, record, abandon, claim_free};
 
 bool idem_applies(unsigned method, enum router_access access)
 {
@@ -81,10 +90,11 @@ enum idem_decision idem_decide(bool claimed, const char *state, const char *stor
 	return strcmp(state, "done") == 0 ? IDEM_REPLAY : IDEM_IN_PROGRESS;
 }
 
-void idem_free(struct api_req *r)
+static void claim_free(struct api_req *r)
 {
-	free(r->idem);
-	r->idem = NULL;
+	struct req *q = req_of(r);
+	free(q->idem);
+	q->idem = NULL;
 }
 
 /*
@@ -112,7 +122,7 @@ static const char claim_sql[] =
 
 static void claim_done(struct api_req *r, PGresult *res)
 {
-	struct idem_claim *c = r->idem;
+	struct idem_claim *c = req_of(r)->idem;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		api_reply_db_error(r, res);
 		return;
@@ -160,7 +170,9 @@ void idem_begin(struct api_req *r, void (*next)(struct api_req *r))
 		return;
 	}
 	struct idem_claim *c = xcalloc(1, sizeof *c);
-	r->idem = c;
+	struct req *q = req_of(r);
+	q->idem = c;
+	q->reply_hook = &reply_hook;
 	c->next = next;
 	snprintf(c->key_id, sizeof c->key_id, "%lld", r->key.id);
 	snprintf(c->idem_key, sizeof c->idem_key, "%s", v);
@@ -176,9 +188,11 @@ void idem_begin(struct api_req *r, void (*next)(struct api_req *r))
 	api_query(r, claim_sql, 4, params, claim_done);
 }
 
-bool idem_claimed(const struct api_req *r)
+/* True while r holds a claim whose reply must be recorded. */
+static bool claim_held(struct api_req *r)
 {
-	return r->idem != NULL && r->idem->claimed;
+	const struct idem_claim *c = req_of(r)->idem;
+	return c != NULL && c->claimed;
 }
 
 static const char release_sql[] =
@@ -188,24 +202,24 @@ static const char release_sql[] =
 /* The claim was released (or could not be: it expires as abandoned); now the reply. */
 static void released(struct api_req *r, PGresult *res)
 {
-	struct idem_claim *c = r->idem;
+	struct idem_claim *c = req_of(r)->idem;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_warn("idempotency claim not released", "route=%s err=\"%.*s\"", r->route->name,
 			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
 	c->claimed = false;
-	c->send(r);
+	req_send_kept(r);
 }
 
 static void release(struct api_req *r)
 {
-	struct idem_claim *c = r->idem;
+	struct idem_claim *c = req_of(r)->idem;
 	const char *params[] = {c->key_id, c->idem_key, c->hash};
 	api_query(r, release_sql, 3, params, released);
 }
 
 static void stored(struct api_req *r, PGresult *res)
 {
-	struct idem_claim *c = r->idem;
+	struct idem_claim *c = req_of(r)->idem;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		/* Nothing can replay this reply, and the row would stay 'running', answering
 		 * every retry 409 until it is taken over as abandoned: release it instead. */
@@ -216,14 +230,17 @@ static void stored(struct api_req *r, PGresult *res)
 		return;
 	}
 	c->claimed = false;
-	c->send(r);
+	req_send_kept(r);
 }
 
-void idem_end(struct api_req *r, int status, const char *ctype, const char *body,
-	      void (*send)(struct api_req *r))
+/*
+ * The handler replied status (with body text, NULL for none, of content type ctype):
+ * stores it, or releases the claim for a 5xx; the kept reply is sent afterwards. If the
+ * database does not answer, txn.c's 503 sends the kept reply instead.
+ */
+static void record(struct api_req *r, int status, const char *ctype, const char *body)
 {
-	struct idem_claim *c = r->idem;
-	c->send = send;
+	struct idem_claim *c = req_of(r)->idem;
 	if (status >= 500) {
 		release(r);
 		return;
@@ -248,9 +265,11 @@ static void detached_done(PGresult *res, const char *err, void *arg)
 			 res == NULL ? err : PQresultErrorMessage(res));
 }
 
-void idem_abandon(struct api_req *r)
+/* The deadline passed before the handler replied: the claim is released in the
+ * background, without waiting. */
+static void abandon(struct api_req *r)
 {
-	struct idem_claim *c = r->idem;
+	struct idem_claim *c = req_of(r)->idem;
 	if (c == NULL || !c->claimed)
 		return;
 	c->claimed = false;

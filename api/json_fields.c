@@ -1,5 +1,5 @@
 /* json_fields: typed reads of request bodies with JSON-pointer errors (see json_fields.h). */
-#include "dualreg/json_fields.h"
+#include "json_fields.h"
 #include "dualreg/utf8.h"
 
 #include <stdarg.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "dualreg/calendar.h"
-#include "dualreg/problem.h"
 #include "dualreg/upn.h"
+#include "problem.h"
 
 void jf_init(struct jf *j)
 {

@@ -1,5 +1,5 @@
 /* problem: builds RFC 9457 bodies (see problem.h). */
-#include "dualreg/problem.h"
+#include "problem.h"
 
 #include <stdint.h>
 #include <stdio.h>

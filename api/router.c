@@ -103,24 +103,35 @@ enum router_outcome router_match(const struct router_route *routes, size_t nrout
 	return ROUTER_BAD_METHOD;
 }
 
+/* In the order an Allow header lists them. */
+static const struct {
+	unsigned m;
+	const char *name;
+} method_names[] = {{RM_GET, "GET"},   {RM_HEAD, "HEAD"},     {RM_POST, "POST"},
+		    {RM_PUT, "PUT"},   {RM_PATCH, "PATCH"},   {RM_DELETE, "DELETE"},
+		    {RM_OPTIONS, "OPTIONS"}};
+#define NMETHODS (sizeof method_names / sizeof method_names[0])
+
 void router_allow_header(unsigned allowed, char *buf, size_t buflen)
 {
-	static const struct {
-		unsigned m;
-		const char *name;
-	} names[] = {{RM_GET, "GET"},     {RM_HEAD, "HEAD"},     {RM_POST, "POST"},
-		     {RM_PUT, "PUT"},     {RM_PATCH, "PATCH"},   {RM_DELETE, "DELETE"},
-		     {RM_OPTIONS, "OPTIONS"}};
 	size_t o = 0;
 	buf[0] = '\0';
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		if (!(allowed & names[i].m))
+	for (size_t i = 0; i < NMETHODS; i++) {
+		if (!(allowed & method_names[i].m))
 			continue;
-		int n = snprintf(buf + o, buflen - o, "%s%s", o ? ", " : "", names[i].name);
+		int n = snprintf(buf + o, buflen - o, "%s%s", o ? ", " : "", method_names[i].name);
 		if (n < 0 || (size_t)n >= buflen - o)
 			break;
 		o += (size_t)n;
 	}
+}
+
+const char *router_method_name(unsigned method)
+{
+	for (size_t i = 0; i < NMETHODS; i++)
+		if (method_names[i].m == method)
+			return method_names[i].name;
+	return "OTHER";
 }
 
 /* Decodes the query piece [s, s+len) (%XX, "+" as a space) into out, NUL-terminated;

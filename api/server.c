@@ -1,15 +1,13 @@
 /*
- * server: evhttp on the daemon's loop.
- *
- * One generic callback routes every request (router.c). Each request gets an api_req
- * with a deadline timer; api_reply_* sends, logs, and frees it, so a reply happens
- * exactly once. Shutdown removes the listening sockets, answers requests that arrive on
- * kept-alive connections with 503 + Connection: close, and reports "drained" once the
- * last request in progress has replied.
- *
- * Replies of requests holding an Idempotency-Key claim take a detour: the reply is kept
- * in the request's slot, recorded (idempotency.c), and only then sent. If the deadline
- * passes (or the database fails) while it is being recorded, the kept reply is sent.
+ * server: the listener, evhttp on the daemon's loop. Owns the evhttp instance and its
+ * limits, accepting and draining, tracking replies until they are written, the answers
+ * given before any request exists (404, 405, OPTIONS, CONNECT, shutting down,
+ * overloaded, and evhttp's own errors), and the one generic callback that routes every
+ * request (router.c), starts its lifecycle (request.c) and its pipeline of stages
+ * (pipeline.c), which ends in the handler. Shutdown removes the listening sockets,
+ * answers requests that arrive on kept-alive connections with 503 + Connection: close,
+ * and reports "drained" once the last request in progress has replied and every reply
+ * has been written.
  *
  * Limits: header and body sizes from the config (evhttp enforces them while reading),
  * a connection read/write timeout, and a cap on requests in progress (503 beyond it),
@@ -17,8 +15,8 @@
  *
  * What the transport leaves to us: a HEAD reply must carry no body (send_raw), a CONNECT
  * is refused as an ordinary request (gen_cb), the query string is parsed strictly once
- * per request (router_query_*), and a body is well-formed UTF-8 before any handler
- * reads it (api_json_body).
+ * per request (request.c), and a body is well-formed UTF-8 before any handler reads it
+ * (body.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,51 +28,28 @@
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "dualreg/api.h"
-#include "dualreg/auth.h"
 #include "dualreg/config.h"
-#include "dualreg/db.h"
-#include "dualreg/idempotency.h"
-#include "dualreg/json_fields.h"
-#include "dualreg/log.h"
-#include "dualreg/problem.h"
-#include "dualreg/status_cache.h"
 #include "dualreg/metrics.h"
-#include "dualreg/audit.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
-
-struct req_slot {
-	struct api_req r;
-	struct event ev_deadline;
-	struct timespec started;
-	bool timed_out;
-	/* the handler's reply, kept while idempotency.c records it */
-	bool reply_pending;
-	int pend_status;
-	char *pend_ctype, *pend_body;
-	struct router_query query; /* parsed once, read by api_query_param */
-	TAILQ_ENTRY(req_slot) link;
-};
-TAILQ_HEAD(req_list, req_slot);
+#include "pipeline.h"
+#include "problem.h"
+#include "request.h"
 
 struct api_server {
+	struct req_host host; /* first: the requests in progress (request.c) */
 	const struct api_env *env;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	uint16_t port;
-	struct req_list inflight;
-	unsigned ninflight; /* requests whose handler has not replied */
-	unsigned nwriting;  /* replies not yet handed to the kernel */
+	unsigned nwriting; /* replies not yet handed to the kernel */
 	bool draining;
 	void (*drained)(void *);
 	void *drained_arg;
@@ -106,28 +81,6 @@ static unsigned method_of(enum evhttp_cmd_type t)
 	}
 }
 
-static const char *method_name(unsigned m)
-{
-	switch (m) {
-	case RM_GET:
-		return "GET";
-	case RM_HEAD:
-		return "HEAD";
-	case RM_POST:
-		return "POST";
-	case RM_PUT:
-		return "PUT";
-	case RM_PATCH:
-		return "PATCH";
-	case RM_DELETE:
-		return "DELETE";
-	case RM_OPTIONS:
-		return "OPTIONS";
-	default:
-		return "OTHER";
-	}
-}
-
 /*
  * Reply write tracking, for draining. evhttp_send_reply only queues the response; it
  * reaches the socket on a later loop turn. Exiting as soon as the last handler replied
@@ -143,7 +96,7 @@ struct write_track {
 
 static void maybe_drained(struct api_server *s)
 {
-	if (s->draining && s->ninflight == 0 && s->nwriting == 0)
+	if (s->draining && s->host.ninflight == 0 && s->nwriting == 0)
 		event_active(&s->ev_drained, EV_TIMEOUT, 1);
 }
 
@@ -229,13 +182,6 @@ static void send_problem_now(struct evhttp_request *req, cJSON *problem)
 	cJSON_free(text);
 }
 
-static double ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static void drained_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -245,271 +191,10 @@ static void drained_cb(evutil_socket_t fd, short what, void *arg)
 		s->drained(s->drained_arg);
 }
 
-/*
- * Drops whatever database work the request still has: a pooled statement is cancelled;
- * a held connection goes back to the pool, closed if a transaction may be open (its
- * pending callback is dropped with it). Handler state is undone by on_abort.
- */
-static void req_release_work(struct api_req *r)
+/* A request ended (request.c): the last one of a drain may have. */
+static void request_ended(struct req_host *host)
 {
-	if (r->op != NULL)
-		db_op_cancel(r->op);
-	r->op = NULL;
-	if (r->conn != NULL)
-		dbp_release(r->env->db, r->conn, true);
-	r->conn = NULL;
-	cJSON_Delete(r->abort_problem);
-	r->abort_problem = NULL;
-}
-
-static void slot_free(struct req_slot *slot)
-{
-	idem_free(&slot->r);
-	router_query_free(&slot->query);
-	free(slot->pend_ctype);
-	free(slot->pend_body);
-	free(slot);
-}
-
-/* Ends a request: cancels leftover work, logs, frees; the reply was already sent. */
-static void req_finish(struct req_slot *slot, int status)
-{
-	/* Anything this daemon writes makes cached status bodies stale at once. */
-	if (slot->r.method & (RM_POST | RM_PUT | RM_PATCH | RM_DELETE))
-		status_cache_invalidate(slot->r.env->status_cache);
-	struct api_server *s = slot->r.srv;
-	/* Every answered read of one pupil's data is recorded: who, which pupil, how. */
-	if (status == 200 && slot->r.method == RM_GET && slot->r.key.id != 0 &&
-	    strncmp(slot->r.route->pattern, "/v1/pupils/{upn}", 16) == 0)
-		audit_read(slot->r.env->audit, slot->r.key.id, slot->r.key.name,
-			   slot->r.params.value[0], slot->r.route->name);
-	metrics_http((size_t)(slot->r.route - api_routes), status, ms_since(&slot->started) / 1e3);
-	if (slot->r.env->cfg->log_access)
-		log_info("request", "method=%s route=%s status=%d ms=%.2f key=%lld",
-			 method_name(slot->r.method), slot->r.route->name, status,
-			 ms_since(&slot->started), slot->r.key.id);
-	req_release_work(&slot->r);
-	evtimer_del(&slot->ev_deadline);
-	TAILQ_REMOVE(&s->inflight, slot, link);
-	s->ninflight--;
-	slot_free(slot);
-	maybe_drained(s);
-}
-
-void api_set_header(struct api_req *r, const char *name, const char *value)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-	evhttp_remove_header(h, name);
-	evhttp_add_header(h, name, value);
-}
-
-/* Sends the reply kept while it was being recorded. */
-static void send_pending(struct api_req *r)
-{
-	struct req_slot *slot = (struct req_slot *)r;
-	send_raw(r->req, slot->pend_status, slot->pend_ctype, slot->pend_body,
-		 slot->pend_body != NULL ? strlen(slot->pend_body) : 0);
-	req_finish(slot, slot->pend_status);
-}
-
-/* Every reply of a request passes here (see the opening comment). */
-static void reply_out(struct api_req *r, int status, const char *ctype, const char *body)
-{
-	struct req_slot *slot = (struct req_slot *)r;
-	if (slot->reply_pending) {
-		/* The deadline or a database failure while recording: the handler's reply
-		 * stands. */
-		send_pending(r);
-		return;
-	}
-	if (idem_claimed(r)) {
-		if (slot->timed_out) {
-			idem_abandon(r);
-		} else {
-			slot->reply_pending = true;
-			slot->pend_status = status;
-			slot->pend_ctype = body != NULL ? xstrdup(ctype) : NULL;
-			slot->pend_body = body != NULL ? xstrdup(body) : NULL;
-			/* The handler is done: nothing of its own may run after this. */
-			r->on_abort = NULL;
-			r->state = NULL;
-			req_release_work(r);
-			idem_end(r, status, ctype, body, send_pending);
-			return;
-		}
-	}
-	send_raw(r->req, status, ctype, body, body != NULL ? strlen(body) : 0);
-	req_finish(slot, status);
-}
-
-void api_reply_raw(struct api_req *r, int status, const char *ctype, const char *body)
-{
-	reply_out(r, status, ctype, body);
-}
-
-void api_reply_json(struct api_req *r, int status, cJSON *body)
-{
-	char *text = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON_Delete(body);
-	reply_out(r, status, "application/json", text);
-	cJSON_free(text);
-}
-
-void api_reply_problem(struct api_req *r, cJSON *problem)
-{
-	int status = cJSON_GetObjectItemCaseSensitive(problem, "status")->valueint;
-	char *text = cJSON_PrintUnformatted(problem);
-	cJSON_Delete(problem);
-	reply_out(r, status, PROBLEM_CONTENT_TYPE, text);
-	cJSON_free(text);
-}
-
-void api_reply_error(struct api_req *r, int status, const char *slug, const char *fmt, ...)
-{
-	char detail[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
-	va_end(ap);
-	api_reply_problem(r, problem_new(status, slug, NULL, detail));
-}
-
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct req_slot *slot = arg;
-	struct api_req *r = &slot->r;
-	log_warn("request timed out", "route=%s ms=%.0f", r->route->name,
-		 ms_since(&slot->started));
-	slot->timed_out = true;
-	req_release_work(r);
-	if (slot->reply_pending) {
-		send_pending(r); /* the handler's reply was being recorded */
-		return;
-	}
-	if (r->on_abort != NULL)
-		r->on_abort(r);
-	r->on_abort = NULL;
-	api_set_header(r, "Retry-After", "1");
-	api_reply_error(r, 503, "timeout", "the request did not complete within %u ms",
-			r->env->cfg->request_timeout_ms);
-}
-
-/* evhttp's connection timeout does not run while a request is being handled (reading
- * is paused until the reply), so moving the request's own deadline is enough. */
-void api_extend_deadline(struct api_req *r, unsigned ms)
-{
-	struct req_slot *slot = (struct req_slot *)r;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_add(&slot->ev_deadline, &tv);
-}
-
-static void run_handler(struct api_req *r)
-{
-	((api_handler_fn)r->route->handler)(r);
-}
-
-/* Authenticated: an Idempotency-Key (on POST) is dealt with before the handler. */
-static void authenticated(struct api_req *r)
-{
-	if (idem_applies(r->method, r->route->access))
-		idem_begin(r, run_handler);
-	else
-		run_handler(r);
-}
-
-const char *api_header(struct api_req *r, const char *name)
-{
-	return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
-}
-
-int api_query_param(struct api_req *r, const char *name, char *buf, size_t buflen)
-{
-	const struct req_slot *slot = (const struct req_slot *)r;
-	const char *v = router_query_find(&slot->query, name);
-	if (v == NULL)
-		return 0; /* buf keeps the caller's default */
-	size_t len = strlen(v);
-	if (len >= buflen) {
-		buf[0] = '\0';
-		return -1; /* never cut: "0000005xyz" cut to "0000005" would pass as 5 */
-	}
-	memcpy(buf, v, len + 1);
-	return 1;
-}
-
-cJSON *api_json_body(struct api_req *r)
-{
-	const char *ct = api_header(r, "Content-Type");
-	size_t ctlen = ct ? strcspn(ct, "; ") : 0;
-	if (ct == NULL || ctlen != strlen("application/json") ||
-	    strncasecmp(ct, "application/json", ctlen) != 0) {
-		api_reply_error(r, 415, NULL, "send the body as Content-Type: application/json");
-		return NULL;
-	}
-	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-	size_t len = evbuffer_get_length(in);
-	if (len == 0) {
-		api_reply_error(r, 400, "invalid-json", "the request body is empty");
-		return NULL;
-	}
-	const char *text = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-	const char *end = NULL;
-	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (root == NULL) {
-		size_t at = end != NULL && end >= text ? (size_t)(end - text) : 0;
-		api_reply_error(r, 400, "invalid-json", "the body is not valid JSON (at byte %zu)",
-				at);
-		return NULL;
-	}
-	while (end != NULL && (size_t)(end - text) < len &&
-	       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-		end++;
-	if (end != NULL && (size_t)(end - text) < len) {
-		cJSON_Delete(root);
-		api_reply_error(r, 400, "invalid-json",
-				"unexpected data after the JSON value (at byte %zu)",
-				(size_t)(end - text));
-		return NULL;
-	}
-	/* cJSON decodes \u0000 into a NUL that silently ends the C string there ("ab\u0000cd"
-	 * would be read as "ab"); no text field can hold it. The body parsed, so every
-	 * backslash in it starts an escape inside a string: skipping each escaped character
-	 * is enough to find them. */
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (text[i] != '\\')
-			continue;
-		if (text[i + 1] == 'u' && i + 5 < len && strncmp(text + i + 2, "0000", 4) == 0) {
-			cJSON_Delete(root);
-			api_reply_error(r, 400, "invalid-json",
-					"a string holds \\u0000 (at byte %zu), which no text can "
-					"contain",
-					i);
-			return NULL;
-		}
-		i++;
-	}
-	/* JSON is UTF-8 (RFC 8259); cJSON copies other bytes through as they are. Checked
-	 * here, once for every body, so that no member name or string of any handler
-	 * reaches the database (which refuses it: a 500) or a reply without it. */
-	char pointer[256];
-	bool in_name = false;
-	if (!jf_utf8_check(root, pointer, sizeof pointer, &in_name)) {
-		cJSON_Delete(root);
-		cJSON *p = problem_new(400, "invalid-json", NULL, "the body is not valid UTF-8");
-		problem_add_error(p, pointer,
-				  in_name ? "a member name of this object is not valid UTF-8"
-					  : "not valid UTF-8");
-		api_reply_problem(r, p);
-		return NULL;
-	}
-	if (!cJSON_IsObject(root)) {
-		cJSON_Delete(root);
-		api_reply_error(r, 422, "invalid-body", "the body must be a JSON object");
-		return NULL;
-	}
-	return root;
+	maybe_drained((struct api_server *)host);
 }
 
 /*
@@ -545,7 +230,7 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 						  "the server is shutting down; retry"));
 		return;
 	}
-	if (s->ninflight >= s->env->cfg->max_requests) {
+	if (s->host.ninflight >= s->env->cfg->max_requests) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 		send_problem_now(req, problem_new(503, "overloaded", NULL,
 						  "too many requests in progress; retry"));
@@ -597,7 +282,8 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 					 "CONNECT is not supported: this server is not a proxy");
 			else
 				snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s",
-					 is_connect ? "CONNECT" : method_name(method), allow);
+					 is_connect ? "CONNECT" : router_method_name(method),
+					 allow);
 			send_problem_now(req, problem_new(405, NULL, NULL, detail));
 		}
 		return;
@@ -605,38 +291,9 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 		break;
 	}
 
-	struct req_slot *slot = xcalloc(1, sizeof *slot);
-	clock_gettime(CLOCK_MONOTONIC, &slot->started);
-	struct api_req *r = &slot->r;
-	r->srv = s;
-	r->env = s->env;
-	r->req = req;
-	r->route = route;
-	r->params = params;
-	r->method = method;
-	TAILQ_INSERT_TAIL(&s->inflight, slot, link);
-	s->ninflight++;
-	unsigned ms = s->env->cfg->request_timeout_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_assign(&slot->ev_deadline, s->env->base, deadline_cb, slot);
-	evtimer_add(&slot->ev_deadline, &tv);
-	char why[512], bad_name[64 * 4 + 1];
-	if (router_query_parse(uri ? evhttp_uri_get_query(uri) : NULL, &slot->query, why,
-			       sizeof why, bad_name, sizeof bad_name) != 0) {
-		cJSON *p = problem_new(400, "invalid-query", NULL, why);
-		char pointer[sizeof bad_name * 2 + 8] = "/query";
-		if (bad_name[0] != '\0') {
-			strcat(pointer, "/");
-			jf_pointer_token(pointer + 7, sizeof pointer - 7, bad_name);
-		}
-		problem_add_error(p, pointer, why);
-		api_reply_problem(r, p);
-		return;
-	}
-	if (route->access == ROUTE_PUBLIC)
-		run_handler(r);
-	else
-		auth_check(r, authenticated);
+	struct api_req *r = req_start(&s->host, req, route, &params, method);
+	if (r != NULL)
+		pipeline_start(r);
 }
 
 struct api_server *api_server_new(const struct api_env *env, char *err, size_t errlen)
@@ -649,7 +306,10 @@ struct api_server *api_server_new(const struct api_env *env, char *err, size_t e
 	for (size_t i = 0; i < api_nroutes && i < METRICS_MAX_ROUTES; i++)
 		names[i] = api_routes[i].name;
 	metrics_set_routes(names, api_nroutes);
-	TAILQ_INIT(&s->inflight);
+	s->host.env = env;
+	TAILQ_INIT(&s->host.inflight);
+	s->host.send = send_raw;
+	s->host.ended = request_ended;
 	event_assign(&s->ev_drained, env->base, -1, 0, drained_cb, s);
 	s->http = evhttp_new(env->base);
 	if (s->http == NULL) {
@@ -704,7 +364,7 @@ uint16_t api_server_port(const struct api_server *s)
 
 unsigned api_server_inflight(const struct api_server *s)
 {
-	return s->ninflight;
+	return s->host.ninflight;
 }
 
 void api_server_drain(struct api_server *s, void (*drained)(void *), void *arg)
@@ -723,16 +383,7 @@ void api_server_free(struct api_server *s)
 {
 	if (s == NULL)
 		return;
-	struct req_slot *slot;
-	while ((slot = TAILQ_FIRST(&s->inflight)) != NULL) {
-		/* Abandoned by shutdown: undo its work; evhttp_free frees the request. */
-		req_release_work(&slot->r);
-		if (slot->r.on_abort != NULL)
-			slot->r.on_abort(&slot->r);
-		evtimer_del(&slot->ev_deadline);
-		TAILQ_REMOVE(&s->inflight, slot, link);
-		slot_free(slot);
-	}
+	req_abandon_all(&s->host);
 	event_del(&s->ev_drained);
 	/* Frees every connection; their close callbacks release the write trackers. */
 	evhttp_free(s->http);

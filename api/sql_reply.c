@@ -4,15 +4,15 @@
  * the body until COMMIT succeeds; both live in r->state, freed on every path (on_abort
  * covers the timeout and the database-unavailable paths).
  */
-#include "dualreg/sql_reply.h"
+#include "sql_reply.h"
 
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dualreg/log.h"
-#include "dualreg/problem.h"
 #include "dualreg/xalloc.h"
+#include "problem.h"
 
 struct txn_state {
 	const char *sql;

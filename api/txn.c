@@ -13,7 +13,8 @@
 #include "dualreg/api.h"
 #include "dualreg/db.h"
 #include "dualreg/log.h"
-#include "dualreg/problem.h"
+#include "problem.h"
+#include "request.h"
 
 /* The handler's state is released when this module answers for it (see on_abort). */
 static void drop_handler_state(struct api_req *r)
@@ -35,8 +36,8 @@ static void unavailable(struct api_req *r, const char *err)
 static void pooled_done(PGresult *res, const char *err, void *arg)
 {
 	struct api_req *r = arg;
-	api_result_fn next = r->step;
-	r->step = NULL;
+	api_result_fn next = req_of(r)->step;
+	req_of(r)->step = NULL;
 	r->op = NULL;
 	if (res == NULL) {
 		unavailable(r, err);
@@ -48,15 +49,15 @@ static void pooled_done(PGresult *res, const char *err, void *arg)
 void api_query(struct api_req *r, const char *sql, int nparams, const char *const *params,
 	       api_result_fn next)
 {
-	r->step = next;
+	req_of(r)->step = next;
 	r->op = dbp_query(r->env->db, sql, nparams, params, pooled_done, r);
 }
 
 static void held_done(PGresult *res, const char *err, void *arg)
 {
 	struct api_req *r = arg;
-	api_result_fn next = r->step;
-	r->step = NULL;
+	api_result_fn next = req_of(r)->step;
+	req_of(r)->step = NULL;
 	if (res == NULL) {
 		/* The connection is gone; releasing it later closes what is left. */
 		unavailable(r, err);
@@ -68,15 +69,15 @@ static void held_done(PGresult *res, const char *err, void *arg)
 void api_txn_query(struct api_req *r, const char *sql, int nparams, const char *const *params,
 		   api_result_fn next)
 {
-	r->step = next;
+	req_of(r)->step = next;
 	if (dbc_query(r->conn, sql, nparams, params, held_done, r) != 0)
 		unavailable(r, "the database connection is not usable");
 }
 
 static void begun(struct api_req *r, PGresult *res)
 {
-	api_result_fn next = r->after;
-	r->after = NULL;
+	api_result_fn next = req_of(r)->after;
+	req_of(r)->after = NULL;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		api_reply_db_error(r, res);
 		return;
@@ -98,14 +99,14 @@ static void acquired(struct db_conn *conn, const char *err, void *arg)
 
 void api_txn_begin(struct api_req *r, api_result_fn next)
 {
-	r->after = next;
+	req_of(r)->after = next;
 	r->op = dbp_acquire(r->env->db, acquired, r);
 }
 
 static void committed(struct api_req *r, PGresult *res)
 {
-	api_result_fn next = r->after;
-	r->after = NULL;
+	api_result_fn next = req_of(r)->after;
+	req_of(r)->after = NULL;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		api_reply_db_error(r, res);
 		return;
@@ -117,14 +118,14 @@ static void committed(struct api_req *r, PGresult *res)
 
 void api_txn_commit(struct api_req *r, api_result_fn next)
 {
-	r->after = next;
+	req_of(r)->after = next;
 	api_txn_query(r, "COMMIT", 0, NULL, committed);
 }
 
 static void rolled_back(struct api_req *r, PGresult *res)
 {
-	cJSON *problem = r->abort_problem;
-	r->abort_problem = NULL;
+	cJSON *problem = req_of(r)->abort_problem;
+	req_of(r)->abort_problem = NULL;
 	bool clean = PQresultStatus(res) == PGRES_COMMAND_OK;
 	dbp_release(r->env->db, r->conn, !clean);
 	r->conn = NULL;
@@ -133,7 +134,7 @@ static void rolled_back(struct api_req *r, PGresult *res)
 
 void api_txn_abort(struct api_req *r, cJSON *problem)
 {
-	r->abort_problem = problem;
+	req_of(r)->abort_problem = problem;
 	api_txn_query(r, "ROLLBACK", 0, NULL, rolled_back);
 }
 
@@ -193,7 +194,7 @@ void api_reply_sql_json_or_404(struct api_req *r, PGresult *res)
 		return;
 	}
 	if (PQntuples(res) == 0) {
-		api_reply_error(r, 404, NULL, "no such %s", r->route->name);
+		api_reply_error(r, 404, NULL, "no such resource");
 		return;
 	}
 	if (PQgetisnull(res, 0, 0)) {

@@ -19,12 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../api/handlers.h"
 #include "dualreg/api.h"
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/httpc.h"
-#include "dualreg/idempotency.h"
 #include "dualreg/jobs.h"
 #include "dualreg/alerts.h"
 #include "dualreg/audit.h"

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "dualreg/idempotency.h"
+#include "../api/idempotency.h"
 #include "suites.h"
 
 START_TEST(test_applies)

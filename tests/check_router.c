@@ -1,18 +1,25 @@
-/* router and problem: route matching, 404 vs 405, Allow, decoding; problem bodies. */
+/*
+ * router and problem: route matching, 404 vs 405, Allow, decoding; the API's route table
+ * (names, the flags that audit reads and invalidate cached status, the stages each
+ * route passes); problem bodies.
+ */
+#include <stdbool.h>
 #include <string.h>
 
-#include "dualreg/problem.h"
 #include "dualreg/router.h"
+#include "../api/handlers.h"
+#include "../api/pipeline.h"
+#include "../api/problem.h"
 #include "suites.h"
 
 static void h(void) {}
 
 static const struct router_route routes[] = {
-    {RM_GET, "/healthz", "healthz", ROUTE_PUBLIC, h},
-    {RM_GET, "/v1/schools/{urn}", "school", ROUTE_ADMIN, h},
-    {RM_PATCH, "/v1/schools/{urn}", "school-patch", ROUTE_ADMIN, h},
-    {RM_GET, "/v1/pupils/{upn}/marks/{date}/{session}/history", "history", ROUTE_KEY, h},
-    {RM_POST, "/v1/marks", "marks", ROUTE_KEY, h},
+    {RM_GET, "/healthz", "healthz", ROUTE_PUBLIC, 0, h},
+    {RM_GET, "/v1/schools/{urn}", "school", ROUTE_ADMIN, 0, h},
+    {RM_PATCH, "/v1/schools/{urn}", "school-patch", ROUTE_ADMIN, 0, h},
+    {RM_GET, "/v1/pupils/{upn}/marks/{date}/{session}/history", "history", ROUTE_KEY, 0, h},
+    {RM_POST, "/v1/marks", "marks", ROUTE_KEY, 0, h},
 };
 #define NR (sizeof routes / sizeof routes[0])
 
@@ -69,6 +76,8 @@ START_TEST(test_method_not_allowed)
 	/* HEAD is served by GET. */
 	ck_assert_int_eq(router_match(routes, NR, RM_HEAD, "/healthz", &r, &p, &allowed),
 			 ROUTER_FOUND);
+	ck_assert_str_eq(router_method_name(RM_PATCH), "PATCH");
+	ck_assert_str_eq(router_method_name(RM_OTHER), "OTHER");
 }
 END_TEST
 
@@ -93,6 +102,85 @@ START_TEST(test_decoding)
 }
 END_TEST
 
+/* What answering a route does besides the reply is a flag on the route, so a new route
+ * cannot silently miss it: every read of one pupil's data is audited (and only those:
+ * the audit takes the first parameter for the UPN), every write forgets cached status
+ * bodies. */
+START_TEST(test_api_route_flags)
+{
+	const char pupil[] = "/v1/pupils/{upn}";
+	for (size_t i = 0; i < api_nroutes; i++) {
+		const struct router_route *rt = &api_routes[i];
+		size_t n = strlen(pupil);
+		bool of_pupil = strncmp(rt->pattern, pupil, n) == 0 &&
+				(rt->pattern[n] == '\0' || rt->pattern[n] == '/');
+		bool audited = rt->method == RM_GET && of_pupil;
+		ck_assert_msg(((rt->flags & ROUTE_AUDIT_READ) != 0) == audited,
+			      "%s %s: ROUTE_AUDIT_READ must be set exactly on GET %s...", rt->name,
+			      rt->pattern, pupil);
+		bool write = (rt->method & (RM_POST | RM_PUT | RM_PATCH | RM_DELETE)) != 0;
+		ck_assert_msg(((rt->flags & ROUTE_INVALIDATES_STATUS) != 0) == write,
+			      "%s %s: ROUTE_INVALIDATES_STATUS must be set exactly on writes",
+			      rt->name, rt->pattern);
+	}
+}
+END_TEST
+
+/* Names label the access log, the metrics and the audit: one style, each used once. */
+START_TEST(test_api_route_names)
+{
+	for (size_t i = 0; i < api_nroutes; i++) {
+		const char *name = api_routes[i].name;
+		size_t n = strlen(name), dots = 0;
+		ck_assert_msg(n > 0 && name[0] != '.' && name[n - 1] != '.', "route name \"%s\"",
+			      name);
+		for (size_t k = 0; k < n; k++) {
+			dots += name[k] == '.';
+			ck_assert_msg((name[k] >= 'a' && name[k] <= 'z') || name[k] == '.',
+				      "route name \"%s\": lower-case words joined by a dot", name);
+		}
+		ck_assert_msg(dots <= 1, "route name \"%s\": resource.action", name);
+		for (size_t j = 0; j < i; j++)
+			ck_assert_msg(strcmp(api_routes[j].name, name) != 0,
+				      "route name \"%s\" is used twice", name);
+	}
+}
+END_TEST
+
+/* The stages before each handler, in order (pipeline.c). */
+START_TEST(test_api_route_stages)
+{
+	for (size_t i = 0; i < api_nroutes; i++) {
+		const struct router_route *rt = &api_routes[i];
+		const char *names[8];
+		size_t n = pipeline_stages(rt, rt->method, names, 8);
+		char got[128] = "";
+		for (size_t k = 0; k < n && k < 8; k++) {
+			strcat(got, k ? "," : "");
+			strcat(got, names[k]);
+		}
+		const char *want = "";
+		if (rt->access == ROUTE_KEY)
+			want = rt->method == RM_POST ? "authenticate,rate-limit,idempotency"
+						     : "authenticate,rate-limit";
+		else if (rt->access == ROUTE_ADMIN)
+			want = rt->method == RM_POST
+				   ? "authenticate,authorize,rate-limit,idempotency"
+				   : "authenticate,authorize,rate-limit";
+		ck_assert_msg(strcmp(got, want) == 0, "%s: stages %s, want %s", rt->name, got,
+			      want);
+	}
+	/* HEAD is served by the GET route, through the same stages. */
+	const char *names[8];
+	const struct router_route *me = NULL;
+	for (size_t i = 0; i < api_nroutes; i++)
+		if (strcmp(api_routes[i].name, "me") == 0)
+			me = &api_routes[i];
+	ck_assert_ptr_nonnull(me);
+	ck_assert_uint_eq(pipeline_stages(me, RM_HEAD, names, 8), 2);
+}
+END_TEST
+
 Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -101,6 +189,11 @@ Suite *router_suite(void)
 	tcase_add_test(tc, test_not_found);
 	tcase_add_test(tc, test_method_not_allowed);
 	tcase_add_test(tc, test_decoding);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("api_routes");
+	tcase_add_test(tc, test_api_route_flags);
+	tcase_add_test(tc, test_api_route_names);
+	tcase_add_test(tc, test_api_route_stages);
 	suite_add_tcase(s, tc);
 	return s;
 }

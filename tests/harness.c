@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dualreg/problem.h"
+#include "../api/problem.h"
 #include "th_contract.h"
 
 extern char **environ;

@@ -1,7 +1,10 @@
 /*
- * api: the HTTP server. Owns the evhttp instance and its limits, the request lifecycle
- * (route, deadline, reply exactly once, access log), draining on shutdown, and the JSON
- * and problem+json reply helpers handlers use.
+ * api: the HTTP API as handlers and the daemon see it. The listener (api/server.c)
+ * accepts and routes; each routed request then lives in api/request.c (deadline, reply
+ * exactly once, access log, metrics, audit) and passes the stages of api/pipeline.c
+ * (authentication, access level, rate limit, Idempotency-Key) before its handler runs.
+ * What those modules keep about a request for themselves is in api/request.h, not
+ * here.
  *
  * A handler receives a struct api_req and must eventually call one api_reply_* function
  * exactly once, now or from a later callback. After that call the request is gone.
@@ -25,7 +28,7 @@ struct db_op;
 struct pg_result;
 struct config;
 struct api_server;
-struct idem_claim;
+struct idem_purger;
 struct db_listener;
 struct status_cache;
 struct outbox;
@@ -45,7 +48,7 @@ struct api_env {
 	struct audit *audit;               /* records reads of pupil data; may be NULL */
 };
 
-/* The caller, once authenticated (see auth.h). */
+/* The caller, once authenticated (api/auth.c). */
 struct api_key {
 	long long id;
 	char name[128];
@@ -54,10 +57,9 @@ struct api_key {
 };
 
 struct db_conn;
-struct pg_result;
 
+/* A routed request, as its handler sees it. */
 struct api_req {
-	struct api_server *srv;
 	const struct api_env *env;
 	struct evhttp_request *req;
 	const struct router_route *route;
@@ -70,17 +72,15 @@ struct api_req {
 	void *state;                        /* the handler's own */
 	struct api_key key;                 /* the caller (routes other than ROUTE_PUBLIC) */
 	struct db_conn *conn;               /* held by an open transaction (api_txn_*) */
-
-	/* private to api/: continuations of the statement in flight */
-	void (*step)(struct api_req *r, struct pg_result *res);
-	void (*after)(struct api_req *r, struct pg_result *res);
-	cJSON *abort_problem;
-	void (*auth_next)(struct api_req *r);
-	char auth_hash[65];
-	struct idem_claim *idem; /* Idempotency-Key claim (idempotency.h) */
 };
 
 typedef void (*api_handler_fn)(struct api_req *r);
+
+/* The school the caller's key is limited to, or NULL for an admin key: the scope
+ * parameter every scoped SQL statement takes (api/auth.c). */
+const char *api_key_scope(const struct api_req *r);
+
+/* ---- the listener (api/server.c) ---- */
 
 /*
  * Creates the server and binds the configured listen address (name resolution happens
@@ -98,6 +98,13 @@ void api_server_drain(struct api_server *s, void (*drained)(void *arg), void *ar
 /* Frees the server; requests still in progress are abandoned. */
 void api_server_free(struct api_server *s);
 
+/* The timer that deletes Idempotency-Key records older than 24 hours, every few minutes
+ * (api/idempotency.c). */
+struct idem_purger *idem_purger_start(struct event_base *base, struct db_pool *db);
+void idem_purger_stop(struct idem_purger *p);
+
+/* ---- the request (api/request.c; api_json_body in api/body.c) ---- */
+
 /* Moves the request's deadline to ms from now (a long poll that means to wait longer
  * than request_timeout). */
 void api_extend_deadline(struct api_req *r, unsigned ms);
@@ -114,9 +121,6 @@ void api_reply_problem(struct api_req *r, cJSON *problem);
 void api_reply_error(struct api_req *r, int status, const char *slug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The school the caller's key is limited to, or NULL for an admin key: the scope
- * parameter every scoped SQL statement takes. */
-const char *api_key_scope(const struct api_req *r);
 /* A request header, or NULL. */
 const char *api_header(struct api_req *r, const char *name);
 /*

@@ -29,11 +29,22 @@ enum router_method {
 /* Who may call a route. */
 enum router_access { ROUTE_PUBLIC = 0, ROUTE_KEY = 1, ROUTE_ADMIN = 2 };
 
+/* What the end of a request does for its route, beyond the handler's reply (a bit set;
+ * tests/check_router.c holds the API's table to them). */
+enum router_flag {
+	/* A read of one pupil's data, recorded in the access audit when answered 200; the
+	 * route's first parameter is the pupil's UPN. */
+	ROUTE_AUDIT_READ = 1 << 0,
+	/* A write: answering it forgets the cached status bodies (status_cache.h). */
+	ROUTE_INVALIDATES_STATUS = 1 << 1,
+};
+
 struct router_route {
 	unsigned method; /* one enum router_method value */
 	const char *pattern;
-	const char *name; /* for logs and metrics, e.g. "readyz" */
+	const char *name; /* "resource.action", for the access log, metrics and the audit */
 	enum router_access access;
+	unsigned flags; /* enum router_flag values */
 	void (*handler)(void); /* the caller's handler type, cast back on dispatch */
 };
 
@@ -56,6 +67,8 @@ enum router_outcome router_match(const struct router_route *routes, size_t nrout
 
 /* "GET, HEAD, POST" for a method set, written into buf (bounded). */
 void router_allow_header(unsigned allowed, char *buf, size_t buflen);
+/* The name of one method ("PATCH"); "OTHER" for RM_OTHER. */
+const char *router_method_name(unsigned method);
 
 /*
  * The query string, read strictly and once, so that no handler sees a parameter that

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dualreg/auth.h"
 #include "dualreg/config.h"
 #include "../harness.h"
 #include "../suites.h"

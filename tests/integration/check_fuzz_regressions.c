@@ -33,11 +33,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "dualreg/json_fields.h"
 #include "dualreg/router.h"
 #include "dualreg/upn.h"
 #include "dualreg/utf8.h"
 #include "../../api/handlers.h"
+#include "../../api/json_fields.h"
 #include "../harness.h"
 #include "../suites.h"
 

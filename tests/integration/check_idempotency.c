@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dualreg/idempotency.h"
+#include "../../api/idempotency.h"
 #include "../harness.h"
 #include "../suites.h"
 

@@ -111,7 +111,7 @@ START_TEST(test_pupil_reads_are_audited)
 	}
 	ck_assert_int_eq(n, 2);
 	const cJSON *newest = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "reads"), 0);
-	ck_assert_str_eq(cJSON_GetObjectItem(newest, "endpoint")->valuestring, "pupil_status");
+	ck_assert_str_eq(cJSON_GetObjectItem(newest, "endpoint")->valuestring, "pupils.status");
 	const cJSON *oldest = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "reads"), 1);
 	ck_assert_str_eq(
 	    cJSON_GetObjectItem(cJSON_GetObjectItem(oldest, "key"), "name")->valuestring,

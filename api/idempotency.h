@@ -1,6 +1,7 @@
 /*
- * idempotency: the Idempotency-Key header on authenticated POST requests, handled by the
- * server around every handler (no handler deals with it).
+ * idempotency: the Idempotency-Key header on authenticated POST requests, handled around
+ * every handler by the last stage of the request pipeline (pipeline.c) and its reply
+ * hook (request.h); no handler deals with it.
  *
  * Within 24 hours, per API key: the same Idempotency-Key with the same request (method,
  * path with query, body; compared by SHA-256) gets the first response again (status,
@@ -17,8 +18,8 @@
  * again, and so does a reply the database refuses to store. A timer purges rows older
  * than 24 hours.
  */
-#ifndef DUALREG_IDEMPOTENCY_H
-#define DUALREG_IDEMPOTENCY_H
+#ifndef DUALREG_API_IDEMPOTENCY_H
+#define DUALREG_API_IDEMPOTENCY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,8 +27,6 @@
 #include "dualreg/router.h"
 
 struct api_req;
-struct event_base;
-struct db_pool;
 
 #define IDEM_KEY_MAX 255
 #define IDEM_HASH_HEX 65 /* SHA-256 in hex + NUL */
@@ -56,29 +55,16 @@ enum idem_decision idem_decide(bool claimed, const char *state, const char *stor
 			       const char *our_hash);
 
 /*
- * Before the handler of an authenticated POST (r->key is set). Without the header: next(r)
- * at once. Otherwise validates and claims, then next(r) with r->idem set, or replies
- * itself (400, 409, 422, or the replay).
+ * The stage, before the handler of an authenticated POST (r->key is set). Without the
+ * header: next(r) at once. Otherwise validates and claims, then next(r) holding the
+ * claim, or replies itself (400, 409, 422, or the replay). While the claim is held, the
+ * handler's reply is stored (or, for a 5xx or when storing it fails, the claim is
+ * released) before it is sent; if the database does not answer, the reply is still
+ * sent and the claim left to expire as abandoned. A request whose deadline passes
+ * before its handler replies releases the claim in the background.
  */
 void idem_begin(struct api_req *r, void (*next)(struct api_req *r));
-/*
- * The handler replied status (with body text, NULL for none, of content type ctype):
- * stores it (or releases the claim for a 5xx, or when storing it fails), then calls
- * send(r). If the database does not answer, send(r) still runs (the claim is left to
- * expire as abandoned). Strings are copied.
- */
-void idem_end(struct api_req *r, int status, const char *ctype, const char *body,
-	      void (*send)(struct api_req *r));
-/* True while r holds a claim whose reply must go through idem_end. */
-bool idem_claimed(const struct api_req *r);
-/* The request ended without a reply of the handler's (its deadline passed): releases the
- * claim in the background, without waiting. */
-void idem_abandon(struct api_req *r);
-/* Frees r->idem (the server calls this when the request ends). */
-void idem_free(struct api_req *r);
 
-/* The purge timer: deletes expired rows every few minutes. */
-struct idem_purger *idem_purger_start(struct event_base *base, struct db_pool *db);
-void idem_purger_stop(struct idem_purger *p);
+/* The purge timer (idem_purger_start) is declared in api.h, for the daemon. */
 
 #endif
