@@ -63,8 +63,14 @@ CTL_OBJS    = $(CTL_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS   = $(TEST_SRCS:%.c=$(BUILD)/%.o)
 ALL_OBJS    = $(CORE_OBJS) $(DAEMON_OBJS) $(CTL_OBJS) $(TEST_OBJS)
 
-MIGRATIONS  = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
-SCHEMA_VERSION = $(shell ls sql | sed -n 's/^\([0-9][0-9][0-9]\)_.*\.sql$$/\1/p' | sort | tail -1 | sed 's/^0*//')
+# sql/schema: the numbered schema steps, applied once each. sql/functions: the functions
+# and triggers, installed in name order on every migrate. A build knows the newest step
+# and the checksum of the function files (SHA-256 of their texts concatenated in that
+# order, as dualregctl migrate records it), and /readyz compares both with the database.
+MIGRATIONS  = $(sort $(wildcard sql/schema/[0-9][0-9][0-9]_*.sql))
+FUNCTIONS   = $(sort $(wildcard sql/functions/[0-9][0-9]_*.sql))
+SCHEMA_VERSION = $(shell ls sql/schema | sed -n 's/^\([0-9][0-9][0-9]\)_.*\.sql$$/\1/p' | sort | tail -1 | sed 's/^0*//')
+FUNCTIONS_CHECKSUM = $(shell cat /dev/null $(FUNCTIONS) | sha256sum | cut -c1-64)
 
 DATABASE_URL_FILE = var/database_url
 RUN_CONFIG ?= config/dualreg.conf.example
@@ -76,11 +82,19 @@ all: $(BUILD)/dualregd $(BUILD)/dualregctl
 
 $(BUILD)/gen/schema_version.h: $(MIGRATIONS) Makefile
 	@mkdir -p $(@D)
-	@echo '/* generated from sql/: the newest migration number */' > $@.tmp
+	@echo '/* generated from sql/schema: the newest migration number */' > $@.tmp
 	@echo '#define DUALREG_SCHEMA_VERSION $(SCHEMA_VERSION)' >> $@.tmp
 	@mv $@.tmp $@
 
-$(BUILD)/%.o: %.c $(BUILD)/gen/schema_version.h
+# Only the few files that include it (through version.h) are rebuilt when a function
+# changes: the compiler's dependency files track it once it exists.
+$(BUILD)/gen/sql_functions.h: $(FUNCTIONS) Makefile
+	@mkdir -p $(@D)
+	@echo '/* generated from sql/functions: the checksum migrate records for them */' > $@.tmp
+	@echo '#define DUALREG_FUNCTIONS_CHECKSUM "$(FUNCTIONS_CHECKSUM)"' >> $@.tmp
+	@mv $@.tmp $@
+
+$(BUILD)/%.o: %.c $(BUILD)/gen/schema_version.h | $(BUILD)/gen/sql_functions.h
 	@mkdir -p $(@D)
 	@echo "  CC  $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c $< -o $@
@@ -158,11 +172,15 @@ lint-openapi: $(LINT_STAMP)
 	  api/openapi.yaml 2>&1) || { printf '%s\n' "$$out" >&2; exit 1; }
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql/schema \
+	  $(DESTDIR)$(DATADIR)/sql/functions \
 	  $(DESTDIR)$(SYSCONFDIR)/dualreg $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(BUILD)/dualregd $(DESTDIR)$(SBINDIR)/dualregd
 	install -m 755 $(BUILD)/dualregctl $(DESTDIR)$(BINDIR)/dualregctl
-	install -m 644 $(MIGRATIONS) $(DESTDIR)$(DATADIR)/sql/
+	@# Files of the layout before sql/schema and sql/functions would only mislead.
+	rm -f $(DESTDIR)$(DATADIR)/sql/[0-9][0-9][0-9]_*.sql $(DESTDIR)$(DATADIR)/sql/functions/*.sql
+	install -m 644 $(MIGRATIONS) $(DESTDIR)$(DATADIR)/sql/schema/
+	install -m 644 $(FUNCTIONS) $(DESTDIR)$(DATADIR)/sql/functions/
 	install -m 644 config/dualreg.conf.example $(DESTDIR)$(SYSCONFDIR)/dualreg/dualreg.conf.example
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/dualregd.service > $(DESTDIR)$(UNITDIR)/dualregd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/dualregd.service

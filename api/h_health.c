@@ -2,13 +2,22 @@
  * health: liveness and readiness for load balancers and systemd.
  *  GET /healthz  200 whenever the loop answers (it needs nothing else).
  *  GET /readyz   200 when the database answers and its schema is at least the version
- *                this build was made for; otherwise 503 problem+json saying which.
+ *                this build was made for; otherwise 503 problem+json saying which. The
+ *                answer also says whether the database's functions are this build's
+ *                (the checksum of sql/functions/ that dualregctl migrate records). A
+ *                mismatch is logged, not refused: during a rolling upgrade the daemons
+ *                still on the previous build run against the new functions (a release
+ *                keeps their signatures), and taking them all out of service at once
+ *                would be an outage of its own.
  */
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dualreg/db.h"
+#include "dualreg/log.h"
 #include "dualreg/version.h"
 #include "handlers.h"
 
@@ -29,9 +38,12 @@ static void readyz_done(PGresult *res, const char *err, void *arg)
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* no schema_migrations, or no schema_functions (migrated before the functions
+		 * were recorded) */
 		if (state != NULL && strcmp(state, "42P01") == 0)
 			api_reply_error(r, 503, "not-ready",
-					"the database has no schema yet: run dualregctl migrate");
+					"the database has no schema, or one older than this build: "
+					"run dualregctl migrate");
 		else
 			api_reply_error(r, 503, "not-ready", "database check failed: %s",
 					PQresultErrorMessage(res));
@@ -45,14 +57,26 @@ static void readyz_done(PGresult *res, const char *err, void *arg)
 				have, DUALREG_SCHEMA_VERSION);
 		return;
 	}
+	const char *functions = PQgetisnull(res, 0, 1) ? "none" : PQgetvalue(res, 0, 1);
+	bool current = strcmp(functions, DUALREG_FUNCTIONS_CHECKSUM) == 0;
+	static char warned_about[65]; /* log each mismatch once, not at every probe */
+	if (!current && strncmp(warned_about, functions, sizeof warned_about - 1) != 0) {
+		log_warn("the database's functions are not this build's: run this release's "
+			 "dualregctl migrate, or restart on the release that installed them",
+			 "installed=%.12s build=%.12s", functions, DUALREG_FUNCTIONS_CHECKSUM);
+		snprintf(warned_about, sizeof warned_about, "%s", functions);
+	}
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "status", "ready");
 	cJSON_AddNumberToObject(body, "schema_version", (double)have);
+	cJSON_AddBoolToObject(body, "functions_current", current);
 	api_reply_json(r, 200, body);
 }
 
 void h_readyz(struct api_req *r)
 {
-	r->op = dbp_query(r->env->db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+	r->op = dbp_query(r->env->db,
+			  "SELECT (SELECT coalesce(max(version), 0) FROM schema_migrations), "
+			  "(SELECT checksum FROM schema_functions)",
 			  0, NULL, readyz_done, r);
 }

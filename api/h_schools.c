@@ -19,11 +19,11 @@
 
 #include "dualreg/config.h"
 #include "dualreg/endpoint.h"
+#include "dualreg/xalloc.h"
+#include "handlers.h"
 #include "json_fields.h"
 #include "problem.h"
 #include "sql_reply.h"
-#include "dualreg/xalloc.h"
-#include "handlers.h"
 
 #define SCHOOL_NAME_MAX 200
 #define CLOSURES_MAX 1000
@@ -98,11 +98,9 @@ void h_schools_create(struct api_req *r)
 	if (refused(r, &j, body))
 		return;
 	const char *params[] = {urn, laestab, name, kind, am, pm};
+	/* A close time not given is the schools table's default, defined only there. */
 	sql_reply_txn(r,
-		      "INSERT INTO schools (urn, laestab, name, kind, am_close, pm_close, "
-		      "created_at, updated_at) VALUES ($1, $2, $3, $4, "
-		      "coalesce($5::time, '09:15'), coalesce($6::time, '13:45'), dualreg_now(), "
-		      "dualreg_now()) RETURNING 201, dualreg_school_json(schools)",
+		      "SELECT 201, dualreg_school_create($1, $2, $3, $4, $5::time, $6::time)",
 		      6, params, school_constraints);
 	cJSON_Delete(body);
 }

@@ -9,6 +9,9 @@
  * and resolve only to public addresses (unless allow_private). The address is checked
  * here with the loop's asynchronous resolver, and again by httpc at every connection,
  * so a name re-pointed at an internal address later is still refused.
+ *
+ * The event types a subscription may name are the rows of event_types (or "*", all):
+ * the INSERT checks them, so the list lives in the database only.
  */
 #include <arpa/inet.h>
 #include <event2/dns.h>
@@ -29,20 +32,6 @@
 #define DESCRIPTION_MAX 500
 #define URL_MAX 2000
 
-static const char *const event_types[] = {
-    "mark.recorded",        "mark.derived",         "mark.conflict",
-    "registration.created", "registration.changed", "registration.ended",
-    "attendance.absent",    "attendance.missing",   "*",
-};
-
-static bool event_type_known(const char *t)
-{
-	for (size_t i = 0; i < sizeof event_types / sizeof event_types[0]; i++)
-		if (strcmp(t, event_types[i]) == 0)
-			return true;
-	return false;
-}
-
 /* Columns every subscription reply shows (never the secrets). */
 #define SUB_JSON                                                                              \
 	"json_build_object('id', s.id, 'urn', s.urn, 'url', s.url, 'events', s.events, "      \
@@ -53,7 +42,7 @@ static bool event_type_known(const char *t)
 struct create {
 	cJSON *body;
 	char urn[8];
-	char *events; /* PostgreSQL array literal */
+	char *events; /* the requested event types: a JSON array of strings */
 	struct evdns_getaddrinfo_request *dns;
 	bool in_call, answered, cancelled;
 	char refusal[300]; /* why the endpoint is not acceptable; "" if it is */
@@ -64,7 +53,7 @@ struct create {
 static void create_free(struct create *c)
 {
 	cJSON_Delete(c->body);
-	free(c->events);
+	cJSON_free(c->events);
 	free(c);
 }
 
@@ -80,9 +69,35 @@ static void create_abort(struct api_req *r)
 	create_free(c);
 }
 
+/* The 422 problem for a subscription whose event types are not all known. */
+static cJSON *unknown_events_problem(const char *indexes)
+{
+	cJSON *p = problem_new(422, "invalid-subscription", NULL,
+			       "the subscription is not valid; see errors");
+	cJSON *list = cJSON_Parse(indexes);
+	const cJSON *i;
+	cJSON_ArrayForEach(i, list)
+	{
+		char ptr[32];
+		snprintf(ptr, sizeof ptr, "/events/%d", i->valueint);
+		problem_add_error(p, ptr, "unknown event type");
+	}
+	cJSON_Delete(list);
+	return p;
+}
+
 static void created(struct api_req *r, PGresult *res)
 {
 	struct create *c = r->state;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    !PQgetisnull(res, 0, 1)) {
+		cJSON *p = unknown_events_problem(PQgetvalue(res, 0, 1));
+		r->state = NULL;
+		r->on_abort = NULL;
+		create_free(c);
+		api_reply_problem(r, p);
+		return;
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		if (state != NULL && strcmp(state, "23503") == 0) {
@@ -131,9 +146,19 @@ static void insert_subscription(struct api_req *r)
 	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(c->body, "description");
 	const char *params[] = {c->urn, url->valuestring, c->events,
 				cJSON_IsString(desc) ? desc->valuestring : "", c->secret};
+	/* One row: the subscription, or (nothing inserted) the indexes of the event types
+	 * that are neither in event_types nor "*". */
 	api_query(r,
-		  "WITH s AS (INSERT INTO subscriptions (urn, url, events, description, secret) "
-		  "VALUES ($1, $2, $3::text[], $4, $5) RETURNING *) SELECT " SUB_JSON " FROM s",
+		  "WITH req AS (SELECT e.type, (e.n - 1)::integer AS i "
+		  "FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(type, n)), "
+		  "unknown AS (SELECT req.i FROM req WHERE req.type <> '*' AND NOT EXISTS "
+		  "(SELECT 1 FROM event_types t WHERE t.type = req.type)), "
+		  "s AS (INSERT INTO subscriptions (urn, url, events, description, secret) "
+		  "SELECT $1, $2, ARRAY(SELECT req.type FROM req ORDER BY req.i), $4, $5 "
+		  "WHERE NOT EXISTS (SELECT 1 FROM unknown) RETURNING *) "
+		  "SELECT " SUB_JSON ", NULL::json FROM s UNION ALL "
+		  "SELECT NULL, json_agg(unknown.i ORDER BY unknown.i) FROM unknown "
+		  "HAVING count(*) > 0",
 		  5, params, created);
 }
 
@@ -177,8 +202,11 @@ static void resolved(int result, struct evutil_addrinfo *ai, void *arg)
 		insert_subscription(c->r);
 }
 
-/* Builds {"a","b"} from the events list, validating each; NULL and a problem if bad. */
-static char *events_literal(const cJSON *events, cJSON *problem)
+/*
+ * The events list as a JSON array for the INSERT, which checks each type against
+ * event_types; NULL and a problem if it is not a list of 1 to 16 strings.
+ */
+static char *events_json(const cJSON *events, cJSON *problem)
 {
 	if (!cJSON_IsArray(events) || cJSON_GetArraySize(events) == 0 ||
 	    cJSON_GetArraySize(events) > 16) {
@@ -186,30 +214,20 @@ static char *events_literal(const cJSON *events, cJSON *problem)
 				  "a list of 1 to 16 event types, or [\"*\"] for all");
 		return NULL;
 	}
-	size_t cap = 32 * 16 + 4, o = 0;
-	char *lit = xmalloc(cap);
-	lit[o++] = '{';
 	int i = 0;
 	const cJSON *e;
 	bool ok = true;
 	cJSON_ArrayForEach(e, events)
 	{
-		char ptr[32];
-		snprintf(ptr, sizeof ptr, "/events/%d", i);
-		if (!cJSON_IsString(e) || !event_type_known(e->valuestring)) {
+		if (!cJSON_IsString(e)) {
+			char ptr[32];
+			snprintf(ptr, sizeof ptr, "/events/%d", i);
 			problem_add_error(problem, ptr, "unknown event type");
 			ok = false;
-		} else {
-			o += (size_t)snprintf(lit + o, cap - o, "%s\"%s\"", i ? "," : "", e->valuestring);
 		}
 		i++;
 	}
-	snprintf(lit + o, cap - o, "}");
-	if (!ok) {
-		free(lit);
-		return NULL;
-	}
-	return lit;
+	return ok ? cJSON_PrintUnformatted(events) : NULL;
 }
 
 void h_subscriptions_create(struct api_req *r)
@@ -236,7 +254,7 @@ void h_subscriptions_create(struct api_req *r)
 			bad = true;
 		}
 	}
-	char *events = events_literal(cJSON_GetObjectItemCaseSensitive(body, "events"), problem);
+	char *events = events_json(cJSON_GetObjectItemCaseSensitive(body, "events"), problem);
 	bad = bad || events == NULL;
 	if (desc != NULL && (!cJSON_IsString(desc) || strlen(desc->valuestring) > DESCRIPTION_MAX)) {
 		problem_add_error(problem, "/description", "a text of at most 500 characters");
@@ -255,7 +273,7 @@ void h_subscriptions_create(struct api_req *r)
 		if (urn != NULL && (!cJSON_IsString(urn) || strcmp(urn->valuestring, r->key.urn) != 0)) {
 			cJSON_Delete(problem);
 			cJSON_Delete(body);
-			free(events);
+			cJSON_free(events);
 			api_reply_error(r, 403, NULL, "a school key subscribes for its own school only");
 			return;
 		}
@@ -263,7 +281,7 @@ void h_subscriptions_create(struct api_req *r)
 	}
 	if (bad) {
 		cJSON_Delete(body);
-		free(events);
+		cJSON_free(events);
 		api_reply_problem(r, problem);
 		return;
 	}

@@ -42,9 +42,36 @@ PGconn *ctl_connect(const struct config *cfg)
 
 static const char migrate_usage[] =
     "usage: dualregctl migrate [--dir DIR] [--status]\n"
-    "Applies every sql/NNN_*.sql not yet recorded in schema_migrations, each in its own\n"
-    "transaction. --status only reports versions. DIR defaults to $DUALREG_SQL_DIR, else\n"
+    "Applies every DIR/schema/NNN_*.sql not yet recorded in schema_migrations, then\n"
+    "installs every DIR/functions/NN_*.sql (the functions and triggers, on every run), all\n"
+    "in one transaction. --status only reports the schema version and whether the\n"
+    "installed functions are these files'. DIR defaults to $DUALREG_SQL_DIR, else\n"
     DUALREG_SQLDIR ".\n";
+
+/* --status: the schema version and the functions, each against the files. */
+static int migrate_status(PGconn *conn, const struct migration_set *set)
+{
+	char err[1024], installed[65];
+	int latest = set->n ? set->items[set->n - 1].version : 0;
+	int cur = migrate_current_version(conn, err, sizeof err);
+	int have = cur < 0 ? -1 : migrate_installed_functions(conn, installed, err, sizeof err);
+	if (cur < 0 || have < 0) {
+		fprintf(stderr, "dualregctl: %s\n", err);
+		return 1;
+	}
+	printf("database schema version %d, newest migration %d%s\n", cur, latest,
+	       cur < latest ? " (pending)" : "");
+	if (have == 0)
+		printf("functions: none installed; these files' are %.12s (pending)\n",
+		       set->functions_checksum);
+	else if (strcmp(installed, set->functions_checksum) != 0)
+		printf("functions: installed %.12s, these files' are %.12s (pending)\n", installed,
+		       set->functions_checksum);
+	else
+		printf("functions: installed %.12s, the same as these files' (%zu files)\n",
+		       installed, set->nfunctions);
+	return 0;
+}
 
 static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 {
@@ -88,14 +115,7 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	int rc = 0;
 	int latest = set.n ? set.items[set.n - 1].version : 0;
 	if (status_only) {
-		int cur = migrate_current_version(conn, err, sizeof err);
-		if (cur < 0) {
-			fprintf(stderr, "dualregctl: %s\n", err);
-			rc = 1;
-		} else {
-			printf("database schema version %d, newest migration %d%s\n", cur, latest,
-			       cur < latest ? " (pending)" : "");
-		}
+		rc = migrate_status(conn, &set);
 	} else {
 		int applied = 0;
 		if (migrate_apply(conn, &set, stdout, &applied, err, sizeof err) != 0) {
@@ -288,7 +308,7 @@ static int key_revoke(const struct config *cfg, int argc, char **argv)
 
 static const char version_usage[] =
     "usage: dualregctl version\n"
-    "Prints dualregctl's version and the schema version it expects.\n";
+    "Prints dualregctl's version, and the schema version and functions it expects.\n";
 
 static int cmd_version(const struct config *cfg, int argc, char **argv)
 {
@@ -298,7 +318,8 @@ static int cmd_version(const struct config *cfg, int argc, char **argv)
 		fputs(version_usage, stderr);
 		return 2;
 	}
-	printf("dualregctl %s (schema %d)\n", DUALREG_VERSION, DUALREG_SCHEMA_VERSION);
+	printf("dualregctl %s (schema %d, functions %.12s)\n", DUALREG_VERSION,
+	       DUALREG_SCHEMA_VERSION, DUALREG_FUNCTIONS_CHECKSUM);
 	return 0;
 }
 
@@ -329,7 +350,7 @@ static int cmd_commands(const struct config *cfg, int argc, char **argv)
 
 static const struct ctl_command migrate_command = {
     .name = "migrate",
-    .summary = "apply pending schema migrations",
+    .summary = "apply pending schema migrations and install the functions",
     .usage = migrate_usage,
     .run = cmd_migrate,
 };

@@ -291,7 +291,7 @@ START_TEST(test_sync_status)
 		    "('100002', 'https://hooks.example/a', '{*}', 's')");
 	th_sql(url, "INSERT INTO subscriptions (urn, url, events, secret, disabled_at) VALUES "
 		    "('100001', 'https://hooks.example/b', '{*}', 's', now())");
-	th_sql(url, "INSERT INTO events (type, urns, data) SELECT 'x', '{100002}', '{}' "
+	th_sql(url, "INSERT INTO events (type, urns, data) SELECT 'mark.recorded', '{100002}', '{}' "
 		    "FROM generate_series(1, 4)");
 	th_sql(url, "UPDATE deliveries SET status = 'delivered' WHERE event_id IN "
 		    "(SELECT min(id) FROM events)");
@@ -356,8 +356,8 @@ static void purge_fixture(void)
 	th_sql(url, "INSERT INTO subscriptions (urn, url, events, secret) VALUES "
 		    "('100001', 'https://hooks.example/a', '{*}', 's')");
 	th_sql(url, "INSERT INTO events (type, urns, data, occurred_at) VALUES "
-		    "('x', '{100001}', '{}', now() - interval '3000 days'), "
-		    "('x', '{100001}', '{}', now() - interval '10 days')");
+		    "('mark.recorded', '{100001}', '{}', now() - interval '3000 days'), "
+		    "('mark.recorded', '{100001}', '{}', now() - interval '10 days')");
 	th_sql(url, "INSERT INTO access_audit (at, last_at, upn, endpoint) VALUES "
 		    "(now() - interval '3000 days', now() - interval '3000 days', '" UPN1 "', 'a'), "
 		    "(now() - interval '3000 days', now() - interval '5 days', '" UPN1 "', 'b')");

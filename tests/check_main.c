@@ -41,6 +41,7 @@ int main(void)
 	srunner_add_suite(sr, idempotency_suite());
 	/* marks and the derive job */
 	srunner_add_suite(sr, marks_suite());
+	srunner_add_suite(sr, marks_rules_suite());
 	srunner_add_suite(sr, jobs_suite());
 	srunner_add_suite(sr, listen_suite());
 	srunner_add_suite(sr, reads_suite());

@@ -259,7 +259,7 @@ START_TEST(test_per_pupil_order)
 	subscribe("100001", "/flaky", "{*}");
 	flaky_failures = 2; /* pupil A's first event fails twice */
 	emit("A111111111111", "mark.recorded");
-	emit("A111111111111", "mark.amended");
+	emit("A111111111111", "mark.conflict");
 	emit("Q222222222222", "mark.recorded");
 	struct outbox_opts o = opts();
 	o.per_subscription = 8;

@@ -39,6 +39,7 @@ Suite *marks_suite(void);
 /* the marks suite's history, concurrency and derive tests (check_marks_history.c) */
 void marks_history_tests(TCase *tc);
 void marks_derive_tests(Suite *s);
+Suite *marks_rules_suite(void); /* the rule engine's rules in SQL; its lists vs the contract */
 Suite *jobs_suite(void);
 Suite *reads_suite(void);
 Suite *changes_suite(void); /* the change feed, on the reads fixture */

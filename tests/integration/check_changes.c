@@ -68,8 +68,8 @@ START_TEST(test_feed_paging_and_scope)
 	/* Two events of old transactions 9 and 10 (later ids): the feed orders by
 	 * transaction first, and a page spanning 9 and 10 must not sort them as text. */
 	th_sql(rd_url, "INSERT INTO events (tx, type, urns, data) VALUES "
-		    "('9', 'test.early', ARRAY['100001'], '{}'), "
-		    "('10', 'test.early', ARRAY['100001'], '{}')");
+		    "('9', 'attendance.absent', ARRAY['100001'], '{}'), "
+		    "('10', 'attendance.absent', ARRAY['100001'], '{}')");
 	int early9 = count_sql("SELECT id FROM events WHERE tx = '9'");
 	int early10 = count_sql("SELECT id FROM events WHERE tx = '10'");
 	int total = count_sql("SELECT count(*) FROM events");
@@ -88,12 +88,12 @@ START_TEST(test_feed_paging_and_scope)
 	ck_assert_str_eq(c1, cursor);
 
 	/* A cursor continues where it left off: the next page is the new event only. */
-	th_sql(rd_url, "SELECT dualreg_emit('test.next', NULL, ARRAY['100003'], '{\"n\":1}')");
+	th_sql(rd_url, "SELECT dualreg_emit('attendance.missing', NULL, ARRAY['100003'], '{\"n\":1}')");
 	struct th_resp r;
 	feed(admin, cursor, 100, 0, &r);
 	ck_assert_int_eq(cJSON_GetArraySize(item(r.json, "changes")), 1);
 	cJSON *c = cJSON_GetArrayItem(item(r.json, "changes"), 0);
-	ck_assert_str_eq(str(c, "type"), "test.next");
+	ck_assert_str_eq(str(c, "type"), "attendance.missing");
 	ck_assert_int_eq((int)num(item(c, "data"), "n"), 1);
 	char after[128];
 	snprintf(after, sizeof after, "%s", str(r.json, "next_cursor"));
@@ -151,7 +151,7 @@ START_TEST(test_feed_errors)
 		th_resp_free(&r);
 	}
 	/* Default limit 100; default start: the beginning. */
-	th_sql(rd_url, "SELECT dualreg_emit('bulk', NULL, ARRAY['100001'], '{}') "
+	th_sql(rd_url, "SELECT dualreg_emit('mark.recorded', NULL, ARRAY['100001'], '{}') "
 		    "FROM generate_series(1, 150)");
 	get(admin, "/v1/changes", &r);
 	ck_assert_int_eq(cJSON_GetArraySize(item(r.json, "changes")), 100);
@@ -226,12 +226,12 @@ START_TEST(test_long_poll_wakes_and_expires)
 	struct bg_poll b;
 	bg_poll_start(&b, admin, cursor, 10);
 	usleep(500 * 1000);
-	th_sql(rd_url, "SELECT dualreg_emit('test.wake', NULL, ARRAY['100001'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('attendance.absent', NULL, ARRAY['100001'], '{}')");
 	bg_poll_join(&b);
 	ck_assert_msg(b.elapsed >= 0.4 && b.elapsed < 2.5, "took %.2f s", b.elapsed);
 	cJSON *changes = item(b.resp.json, "changes");
 	ck_assert_int_eq(cJSON_GetArraySize(changes), 1);
-	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "test.wake");
+	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "attendance.absent");
 	snprintf(cursor, sizeof cursor, "%s", str(b.resp.json, "next_cursor"));
 	th_resp_free(&b.resp);
 
@@ -240,14 +240,14 @@ START_TEST(test_long_poll_wakes_and_expires)
 	feed_end(k3, c3, sizeof c3);
 	bg_poll_start(&b, k3, c3, 10);
 	usleep(300 * 1000);
-	th_sql(rd_url, "SELECT dualreg_emit('test.other', NULL, ARRAY['100001'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('attendance.absent', NULL, ARRAY['100001'], '{}')");
 	usleep(700 * 1000);
-	th_sql(rd_url, "SELECT dualreg_emit('test.mine', NULL, ARRAY['100003'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('attendance.missing', NULL, ARRAY['100003'], '{}')");
 	bg_poll_join(&b);
 	ck_assert_msg(b.elapsed >= 0.9 && b.elapsed < 3.0, "took %.2f s", b.elapsed);
 	changes = item(b.resp.json, "changes");
 	ck_assert_int_eq(cJSON_GetArraySize(changes), 1);
-	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "test.mine");
+	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "attendance.missing");
 	th_resp_free(&b.resp);
 
 	/* Several pollers at once are all woken by one event. */
@@ -256,7 +256,7 @@ START_TEST(test_long_poll_wakes_and_expires)
 	for (int i = 0; i < 4; i++)
 		bg_poll_start(&many[i], admin, cursor, 10);
 	usleep(500 * 1000);
-	th_sql(rd_url, "SELECT dualreg_emit('test.all', NULL, ARRAY['100002'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('mark.derived', NULL, ARRAY['100002'], '{}')");
 	for (int i = 0; i < 4; i++) {
 		bg_poll_join(&many[i]);
 		ck_assert_msg(many[i].elapsed >= 0.4 && many[i].elapsed < 2.5, "took %.2f s",
@@ -297,10 +297,11 @@ START_TEST(test_late_commit_is_not_skipped)
 
 	/* A emits first (smaller id) and stays open; B emits and commits. */
 	char a_id[32];
-	PGconn *a = open_txn("SELECT dualreg_emit('test.a', NULL, ARRAY['100001'], '{}')", a_id,
-			     sizeof a_id);
-	th_sql(rd_url, "SELECT dualreg_emit('test.b', NULL, ARRAY['100001'], '{}')");
-	ck_assert_int_lt(atoi(a_id), count_sql("SELECT id FROM events WHERE type = 'test.b'"));
+	PGconn *a = open_txn("SELECT dualreg_emit('registration.ended', NULL, ARRAY['100001'], "
+			     "'{}')",
+			     a_id, sizeof a_id);
+	th_sql(rd_url, "SELECT dualreg_emit('registration.changed', NULL, ARRAY['100001'], '{}')");
+	ck_assert_int_lt(atoi(a_id), count_sql("SELECT id FROM events WHERE type = 'registration.changed'"));
 	/* B is held back while A runs: returning it would move the cursor past A. */
 	struct th_resp r;
 	feed(admin, cursor, 100, 0, &r);
@@ -317,8 +318,8 @@ START_TEST(test_late_commit_is_not_skipped)
 	ck_assert_msg(b.elapsed >= 0.4 && b.elapsed < 2.5, "took %.2f s", b.elapsed);
 	cJSON *changes = item(b.resp.json, "changes");
 	ck_assert_int_eq(cJSON_GetArraySize(changes), 2);
-	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "test.a");
-	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 1), "type"), "test.b");
+	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "registration.ended");
+	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 1), "type"), "registration.changed");
 	ck_assert_int_lt((int)num(cJSON_GetArrayItem(changes, 0), "id"),
 			 (int)num(cJSON_GetArrayItem(changes, 1), "id"));
 	snprintf(cursor, sizeof cursor, "%s", str(b.resp.json, "next_cursor"));
@@ -332,14 +333,14 @@ START_TEST(test_late_commit_is_not_skipped)
 	PGconn *x = open_txn("SELECT pg_current_xact_id()", NULL, 0);
 	bg_poll_start(&b, admin, cursor, 10);
 	usleep(300 * 1000);
-	th_sql(rd_url, "SELECT dualreg_emit('test.c', NULL, ARRAY['100001'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('attendance.missing', NULL, ARRAY['100001'], '{}')");
 	usleep(500 * 1000);
 	commit_txn(x);
 	bg_poll_join(&b);
 	ck_assert_msg(b.elapsed >= 0.7 && b.elapsed < 4.0, "took %.2f s", b.elapsed);
 	changes = item(b.resp.json, "changes");
 	ck_assert_int_eq(cJSON_GetArraySize(changes), 1);
-	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "test.c");
+	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "attendance.missing");
 	th_resp_free(&b.resp);
 }
 END_TEST
@@ -367,7 +368,7 @@ START_TEST(test_listener_reconnects)
 	struct bg_poll b;
 	bg_poll_start(&b, admin, cursor, 10);
 	usleep(500 * 1000);
-	th_sql(rd_url, "SELECT dualreg_emit('test.after', NULL, ARRAY['100001'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('mark.derived', NULL, ARRAY['100001'], '{}')");
 	bg_poll_join(&b);
 	ck_assert_msg(b.elapsed < 2.5, "took %.2f s", b.elapsed);
 	ck_assert_int_eq(cJSON_GetArraySize(item(b.resp.json, "changes")), 1);
@@ -390,7 +391,7 @@ START_TEST(test_client_leaves_mid_poll)
 	th_run(argv, NULL, out, sizeof out);
 	ck_assert_msg(strstr(out, "HTTP/1.1") == NULL, "answered early: %s", out);
 	/* An event while the abandoned poll still waits, then its expiry. */
-	th_sql(rd_url, "SELECT dualreg_emit('test.gone', NULL, ARRAY['100001'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('mark.derived', NULL, ARRAY['100001'], '{}')");
 	usleep(2000 * 1000);
 	struct th_resp r;
 	feed(admin, cursor, 100, 0, &r);
@@ -482,7 +483,7 @@ START_TEST(test_feed_through_database_outage)
 	ck_assert(th_daemon_log_contains(&rd_d, "change listener reconnected"));
 	bg_poll_start(&b, admin, cursor, 10);
 	usleep(500 * 1000);
-	th_sql(rd_url, "SELECT dualreg_emit('test.back', NULL, ARRAY['100001'], '{}')");
+	th_sql(rd_url, "SELECT dualreg_emit('mark.derived', NULL, ARRAY['100001'], '{}')");
 	bg_poll_join(&b);
 	ck_assert_msg(b.elapsed < 2.5, "took %.2f s", b.elapsed);
 	ck_assert_int_eq(cJSON_GetArraySize(item(b.resp.json, "changes")), 1);

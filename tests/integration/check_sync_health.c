@@ -495,7 +495,7 @@ END_TEST
 START_TEST(test_counts_and_states)
 {
 	th_sql(url,
-	       "INSERT INTO events (type, urns, data) SELECT 'x', '{" HOME "}', '{}' "
+	       "INSERT INTO events (type, urns, data) SELECT 'mark.recorded', '{" HOME "}', '{}' "
 	       "FROM generate_series(1, 6);"
 	       "INSERT INTO subscriptions (urn, url, events, secret) VALUES "
 	       "('" HOME "', 'https://hooks.example/a', '{*}', 's');"

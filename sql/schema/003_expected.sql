@@ -1,0 +1,3 @@
+-- Where a dual-registered pupil is expected each session, and the derived D marks that
+-- follow from it. This step has no tables of its own: the day plan and the derivation
+-- are functions (functions/20_derive.sql).

@@ -1,0 +1,3 @@
+-- The registry: schools, their closures, pupils and registrations as the API shows and
+-- changes them. Its tables are in 002_core.sql; each write the API offers is a function
+-- (functions/30_registry.sql).

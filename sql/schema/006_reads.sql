@@ -1,0 +1,2 @@
+-- Reads for home schools: a pupil's status, a school's register, a pupil's attendance.
+-- No tables: each read is one function (functions/50_reads.sql).

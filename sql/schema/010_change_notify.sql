@@ -1,0 +1,2 @@
+-- Data a pupil's status is built from notifies dualreg_events when it changes. No
+-- tables: the triggers and their function are in functions/90_change_notify.sql.
