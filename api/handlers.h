@@ -42,6 +42,10 @@ void h_pupil_get(struct api_req *r);
 void h_pupil_registrations(struct api_req *r);
 void h_registrations_create(struct api_req *r);
 void h_registration_patch(struct api_req *r);
+void h_registration_confirm(struct api_req *r);
+void h_registration_decline(struct api_req *r);
+void h_registration_withdraw(struct api_req *r);
+void h_registrations_list(struct api_req *r);
 /* marks (h_marks.c, h_history.c) */
 void h_marks_post(struct api_req *r);
 void h_mark_history(struct api_req *r);

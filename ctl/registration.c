@@ -1,9 +1,11 @@
 /*
- * registration: dualregctl registration add|end|schedule — the operator's way to put a
- * pupil on a school's roll, end a placement, or change a subsidiary schedule from a
- * date. The same SQL functions as the API do the work, so the same rules apply
- * (one main at a time, a subsidiary needs a main elsewhere, derived D marks follow,
- * events are emitted), acting as an admin.
+ * registration: dualregctl registration add|end|schedule|list|confirm|decline — the
+ * operator's way to put a pupil on a school's roll, end a placement, change a
+ * subsidiary schedule from a date, see the registrations and the placement requests
+ * awaiting a school's consent, and confirm or decline a request. The same SQL
+ * functions as the API do the work, so the same rules apply (one main at a time, a
+ * subsidiary needs a main elsewhere, derived D marks follow, events are emitted),
+ * acting as an admin.
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -179,6 +181,211 @@ static int registration_schedule(const struct config *cfg, int argc, char **argv
 	return registration_patch(cfg, argc, argv, false);
 }
 
+static const char registration_list_usage[] =
+    "usage: dualregctl registration list [--pending] [--school URN] [--json]\n"
+    "Lists registrations in every state (pending, in_force, declined, withdrawn,\n"
+    "expired), oldest first. --pending: only the requests awaiting a decision (pending\n"
+    "registrations, and registrations in force with a pending change), with the pupil.\n"
+    "--school: only those at the school, made by it or awaiting its decision. --json:\n"
+    "the registrations as the API shows them, in an array.\n";
+static const char registration_confirm_usage[] =
+    "usage: dualregctl registration confirm ID\n"
+    "Confirms the request pending on registration ID (a placement, or a change of one)\n"
+    "as an administrator: it comes into force, derived D marks and events follow.\n";
+static const char registration_decline_usage[] =
+    "usage: dualregctl registration decline ID [--reason TEXT]\n"
+    "Declines the request pending on registration ID as an administrator; the school\n"
+    "that asked is told, with the reason if one is given.\n";
+
+/* Pages through the pending requests (as an admin sees them) into one JSON array. */
+static cJSON *pending_requests(PGconn *conn)
+{
+	cJSON *all = cJSON_CreateArray();
+	char after[32] = "0";
+	for (;;) {
+		const char *params[] = {after};
+		PGresult *r = PQexecParams(conn,
+					   "SELECT dualreg_registration_requests(NULL, $1::bigint, 500)",
+					   1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+			PQclear(r);
+			cJSON_Delete(all);
+			return NULL;
+		}
+		cJSON *page = cJSON_Parse(PQgetvalue(r, 0, 0));
+		PQclear(r);
+		cJSON *item;
+		cJSON *regs = cJSON_DetachItemFromObject(page, "registrations");
+		while (regs != NULL && (item = cJSON_DetachItemFromArray(regs, 0)) != NULL)
+			cJSON_AddItemToArray(all, item);
+		cJSON_Delete(regs);
+		const cJSON *next = cJSON_GetObjectItem(page, "next_cursor");
+		bool more = cJSON_IsString(next);
+		if (more)
+			snprintf(after, sizeof after, "%s", next->valuestring);
+		cJSON_Delete(page);
+		if (!more)
+			return all;
+	}
+}
+
+/* Every registration in any state, as the API shows them. */
+static cJSON *all_registrations(PGconn *conn)
+{
+	PGresult *r = PQexec(conn, "SELECT coalesce(jsonb_agg(dualreg_registration_json(id) "
+				   "ORDER BY id), '[]') FROM registration_records");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return NULL;
+	}
+	cJSON *all = cJSON_Parse(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return all;
+}
+
+static const char *jtext(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+/* The school a registration awaits: its own request's, else its pending change's. */
+static const char *awaiting_of(const cJSON *reg)
+{
+	const char *a = jtext(reg, "awaiting");
+	return strcmp(a, "-") != 0 ? a : jtext(cJSON_GetObjectItem(reg, "pending_change"), "awaiting");
+}
+
+static bool concerns(const cJSON *reg, const char *urn)
+{
+	return urn == NULL || strcmp(jtext(reg, "urn"), urn) == 0 ||
+	       strcmp(jtext(reg, "requested_by"), urn) == 0 || strcmp(awaiting_of(reg), urn) == 0 ||
+	       strcmp(jtext(cJSON_GetObjectItem(reg, "pending_change"), "requested_by"), urn) == 0;
+}
+
+static int registration_list(const struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"pending", no_argument, NULL, 'p'},
+	    {"school", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool pending = false, json = false;
+	const char *urn = NULL;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': pending = true; break;
+		case 's': urn = optarg; break;
+		case 'j': json = true; break;
+		default: fputs(registration_list_usage, stderr); return 2;
+		}
+	}
+	if (optind != argc || (urn != NULL && (strlen(urn) != 6 || strspn(urn, "0123456789") != 6))) {
+		fputs(registration_list_usage, stderr);
+		return 2;
+	}
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
+	cJSON *all = pending ? pending_requests(conn) : all_registrations(conn);
+	PQfinish(conn);
+	if (all == NULL)
+		return 1;
+	cJSON *shown = cJSON_CreateArray();
+	cJSON *reg;
+	while ((reg = cJSON_DetachItemFromArray(all, 0)) != NULL) {
+		if (concerns(reg, urn))
+			cJSON_AddItemToArray(shown, reg);
+		else
+			cJSON_Delete(reg);
+	}
+	cJSON_Delete(all);
+	if (json) {
+		char *text = cJSON_PrintUnformatted(shown);
+		printf("%s\n", text);
+		free(text);
+	} else {
+		printf("%-6s %-13s %-6s %-10s %-10s %-10s %-9s %-6s %-8s %s\n", "ID", "UPN", "URN",
+		       "ROLE", "START", "END", "STATUS", "BY", "AWAITING",
+		       pending ? "EXPIRES          PUPIL" : "EXPIRES");
+		cJSON_ArrayForEach(reg, shown)
+		{
+			const cJSON *change = cJSON_GetObjectItem(reg, "pending_change");
+			bool is_change = cJSON_IsObject(change);
+			const cJSON *p = cJSON_GetObjectItem(reg, "pupil");
+			char expires[17];
+			snprintf(expires, sizeof expires, "%s",
+				 jtext(is_change ? change : reg, "expires_at"));
+			if (strlen(expires) == 16)
+				expires[10] = ' ';
+			printf(pending ? "%-6.0f %-13s %-6s %-10s %-10s %-10s %-9s %-6s %-8s %-16s"
+				       : "%-6.0f %-13s %-6s %-10s %-10s %-10s %-9s %-6s %-8s %s",
+			       cJSON_GetNumberValue(cJSON_GetObjectItem(reg, "id")), jtext(reg, "upn"),
+			       jtext(reg, "urn"), jtext(reg, "role"), jtext(reg, "start_date"),
+			       jtext(reg, "end_date"), is_change ? "change" : jtext(reg, "status"),
+			       jtext(is_change ? change : reg, "requested_by"), awaiting_of(reg),
+			       expires);
+			if (pending)
+				printf(" %s %s (%s)", jtext(p, "given_name"), jtext(p, "family_name"),
+				       jtext(p, "date_of_birth"));
+			printf("\n");
+		}
+	}
+	cJSON_Delete(shown);
+	return 0;
+}
+
+/* `registration confirm` and `registration decline`: a decision on registration ID. */
+static int registration_decide(const struct config *cfg, int argc, char **argv, bool confirm)
+{
+	const char *usage = confirm ? registration_confirm_usage : registration_decline_usage;
+	static const struct option opts[] = {
+	    {"reason", required_argument, NULL, 'r'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *reason = NULL;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", confirm ? opts + 1 : opts, NULL)) != -1) {
+		if (opt != 'r') {
+			fputs(usage, stderr);
+			return 2;
+		}
+		reason = optarg;
+	}
+	const char *id = optind + 1 == argc ? argv[optind] : NULL;
+	if (id == NULL || id[0] == '\0' || strspn(id, "0123456789") != strlen(id) ||
+	    strlen(id) > 18 || (reason != NULL && (reason[0] == '\0' || strlen(reason) > 500))) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
+	const char *params[] = {id, reason};
+	int rc = confirm ? run(conn, "SELECT dualreg_registration_confirm(NULL, $1::bigint)", 1,
+			       params)
+			 : run(conn, "SELECT dualreg_registration_decline(NULL, $1::bigint, $2)", 2,
+			       params);
+	PQfinish(conn);
+	return rc;
+}
+
+static int registration_confirm(const struct config *cfg, int argc, char **argv)
+{
+	return registration_decide(cfg, argc, argv, true);
+}
+
+static int registration_decline(const struct config *cfg, int argc, char **argv)
+{
+	return registration_decide(cfg, argc, argv, false);
+}
+
 static const struct ctl_command registration_add_command = {
     .name = "add",
     .summary = "put a pupil on a school's roll",
@@ -200,8 +407,32 @@ static const struct ctl_command registration_schedule_command = {
     .run = registration_schedule,
 };
 
+static const struct ctl_command registration_list_command = {
+    .name = "list",
+    .summary = "list registrations, or the requests pending",
+    .usage = registration_list_usage,
+    .run = registration_list,
+};
+
+static const struct ctl_command registration_confirm_command = {
+    .name = "confirm",
+    .summary = "confirm a pending request as an administrator",
+    .usage = registration_confirm_usage,
+    .run = registration_confirm,
+};
+
+static const struct ctl_command registration_decline_command = {
+    .name = "decline",
+    .summary = "decline a pending request as an administrator",
+    .usage = registration_decline_usage,
+    .run = registration_decline,
+};
+
 static const struct ctl_command *const registration_commands[] = {
-    &registration_add_command, &registration_end_command, &registration_schedule_command, NULL,
+    &registration_add_command,     &registration_end_command,
+    &registration_schedule_command, &registration_list_command,
+    &registration_confirm_command, &registration_decline_command,
+    NULL,
 };
 
 const struct ctl_command ctl_registration_command = {
@@ -209,6 +440,7 @@ const struct ctl_command ctl_registration_command = {
     .summary = "registrations, with the API's rules",
     .usage = "usage: dualregctl registration COMMAND [ARGS]\n"
 	     "Registrations (main and subsidiary), with the rules of the HTTP API, acting as\n"
-	     "an admin; derived D marks and events follow.\n",
+	     "an admin; derived D marks and events follow. A school's placement request waits\n"
+	     "for the other school's consent: list shows it, confirm and decline decide it.\n",
     .subs = registration_commands,
 };

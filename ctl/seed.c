@@ -2,16 +2,20 @@
  * seed: `dualregctl seed --demo`, the small demo `make run` starts with. A pupil referral
  * unit and two home schools, six dual-registered pupils with valid UPNs (main
  * registration at a home school, subsidiary at the PRU with its own weekly schedule,
- * placements that began a few weeks ago), and the derived D marks that follow.
+ * placements that began a few weeks ago), and the derived D marks that follow; and one
+ * pupil on the first home school's roll only, whom the examples' placement request
+ * (the PRU asks, the home school confirms) is about. Every seeded registration is in
+ * force (rows written through the `registrations` view are).
  *
  * Idempotent: everything is inserted only if missing, so running it again changes no
- * data. Keys are stored only as hashes, so the demo keys cannot be shown again: each run
+ * data, except that a placement of the request pupil made since (by an earlier run's
+ * examples) is set aside as withdrawn, so that the example request can be made again. Keys are stored only as hashes, so the demo keys cannot be shown again: each run
  * revokes the previous demo keys (by their names) and creates fresh ones: an admin key,
  * a key for the PRU and one for the first home school.
  *
  * Output: stdout is shell assignments (DEMO_URL, DEMO_ADMIN_KEY, DEMO_PRU_URN,
  * DEMO_PRU_KEY, DEMO_HOME_URN, DEMO_HOME_KEY, DEMO_DAY, DEMO_DAY_NAME, DEMO_UPN,
- * DEMO_UPNS) for scripts/examples.sh; stderr says what the demo contains. DEMO_DAY is the
+ * DEMO_UPNS, DEMO_REQUEST_UPN, _GIVEN, _FAMILY, _DOB) for scripts/examples.sh; stderr says what the demo contains. DEMO_DAY is the
  * most recent school day (today on a weekday) and DEMO_UPN a pupil of the home school
  * expected at the PRU that morning, so that every printed example works on any day.
  */
@@ -51,6 +55,10 @@ static const struct demo_pupil demo_pupils[] = {
     {"L926400224004", "Oliver", "Nowak", "2012-05-09", 2, 3, 0x3c0, "Thu-Fri at the PRU"},
     {"P926400224006", "Sofia", "Evans", "2010-09-17", 2, 2, 0x0ff, "Mon-Thu at the PRU"},
 };
+/* On the first home school's roll only: the PRU's placement request in the examples. */
+static const struct demo_pupil demo_request_pupil = {
+    "F926400125007", "Priya", "Shah", "2011-10-05", DEMO_HOME, 0, 0, "main registration only",
+};
 #define NSCHOOLS (sizeof demo_schools / sizeof demo_schools[0])
 #define NPUPILS (sizeof demo_pupils / sizeof demo_pupils[0])
 
@@ -72,6 +80,45 @@ static bool exec_ok(PGconn *conn, const char *sql, int n, const char *const *par
 	PGresult *r = exec(conn, sql, n, params, PGRES_COMMAND_OK);
 	PQclear(r);
 	return r != NULL;
+}
+
+/* The main registration's start: the autumn term before a placement weeks_ago back. */
+#define MAIN_START                                                                        \
+	" make_date(extract(year FROM t)::int"                                            \
+	"        - CASE WHEN extract(month FROM t) < 9 THEN 1 ELSE 0 END, 9, 1)"          \
+	"   FROM (SELECT (date_trunc('week', dualreg_today())"                            \
+	"                 - make_interval(weeks => $3::int))::date - 14 AS t) x"
+
+/*
+ * The request pupil: on the home school's roll only. A placement made for her since
+ * (the examples' request, pending or confirmed) is set aside as withdrawn and the
+ * derived D marks follow, so that each `make run` can show the request afresh.
+ */
+static bool seed_request_pupil(PGconn *conn)
+{
+	const struct demo_pupil *d = &demo_request_pupil;
+	const char *p[] = {d->upn, d->given, d->family, d->dob, demo_schools[d->home].urn, "4"};
+	PGresult *r;
+	if (!exec_ok(conn,
+		     "INSERT INTO pupils (upn, given_name, family_name, date_of_birth)"
+		     " VALUES ($1, $2, $3, $4::date) ON CONFLICT (upn) DO NOTHING",
+		     4, p) ||
+	    !exec_ok(conn,
+		     "INSERT INTO registrations (upn, urn, role, start_date)"
+		     " SELECT $1, $2, 'main'," MAIN_START
+		     "  WHERE NOT EXISTS (SELECT 1 FROM registrations"
+		     "                     WHERE upn = $1 AND role = 'main')",
+		     3, (const char *const[]){d->upn, p[4], p[5]}) ||
+	    !exec_ok(conn,
+		     "UPDATE registration_records SET state = 'withdrawn',"
+		     "       decided_at = dualreg_now(), updated_at = dualreg_now()"
+		     " WHERE upn = $1 AND role = 'subsidiary' AND state IN ('pending', 'in_force')",
+		     1, p) ||
+	    (r = exec(conn, "SELECT dualreg_derive_d($1, dualreg_today() - 400, dualreg_today())",
+		      1, p, PGRES_TUPLES_OK)) == NULL)
+		return false;
+	PQclear(r);
+	return true;
 }
 
 static bool seed_data(PGconn *conn)
@@ -102,10 +149,7 @@ static bool seed_data(PGconn *conn)
 			     4, p) ||
 		    !exec_ok(conn,
 			     "INSERT INTO registrations (upn, urn, role, start_date)"
-			     " SELECT $1, $2, 'main', make_date(extract(year FROM t)::int"
-			     "        - CASE WHEN extract(month FROM t) < 9 THEN 1 ELSE 0 END, 9, 1)"
-			     "   FROM (SELECT (date_trunc('week', dualreg_today())"
-			     "                 - make_interval(weeks => $3::int))::date - 14 AS t) x"
+			     " SELECT $1, $2, 'main'," MAIN_START
 			     "  WHERE NOT EXISTS (SELECT 1 FROM registrations"
 			     "                     WHERE upn = $1 AND role = 'main')",
 			     3, (const char *const[]){d->upn, p[4], weeks}) ||
@@ -133,7 +177,7 @@ static bool seed_data(PGconn *conn)
 			return false;
 		PQclear(r);
 	}
-	return true;
+	return seed_request_pupil(conn);
 }
 
 /* Revokes the previous demo keys and creates fresh ones; writes them as assignments. */
@@ -185,6 +229,10 @@ static bool seed_keys(PGconn *conn, const char *base_url, FILE *out)
 	for (size_t i = 0; i < NPUPILS; i++)
 		fprintf(out, "%s%s", i ? " " : "", demo_pupils[i].upn);
 	fprintf(out, "'\n");
+	fprintf(out, "DEMO_REQUEST_UPN='%s'\nDEMO_REQUEST_GIVEN='%s'\nDEMO_REQUEST_FAMILY='%s'\n"
+		     "DEMO_REQUEST_DOB='%s'\n",
+		demo_request_pupil.upn, demo_request_pupil.given, demo_request_pupil.family,
+		demo_request_pupil.dob);
 	return true;
 }
 
@@ -201,6 +249,9 @@ static void describe(void)
 		fprintf(stderr, "  %s  %-16s home %s, %s, placed %d weeks ago\n", d->upn,
 			d->given, demo_schools[d->home].urn, d->pattern, d->weeks_ago);
 	}
+	fprintf(stderr, "  %s  %-16s home %s, %s (the examples' placement request)\n",
+		demo_request_pupil.upn, demo_request_pupil.given,
+		demo_schools[demo_request_pupil.home].urn, demo_request_pupil.pattern);
 	fprintf(stderr, "demo keys (the previous demo keys are revoked): admin, %s, %s\n",
 		demo_schools[DEMO_PRU].urn, demo_schools[DEMO_HOME].urn);
 }
@@ -233,11 +284,11 @@ static int seed_run(const struct config *cfg, int argc, char **argv)
 		fputs(seed_usage, stderr);
 		return 2;
 	}
-	for (size_t i = 0; i < NPUPILS; i++) {
+	for (size_t i = 0; i <= NPUPILS; i++) {
+		const char *upn = i < NPUPILS ? demo_pupils[i].upn : demo_request_pupil.upn;
 		char expected;
-		if (upn_validate(demo_pupils[i].upn, &expected) != UPN_OK) {
-			fprintf(stderr, "dualregctl: seed: demo UPN %s is invalid\n",
-				demo_pupils[i].upn);
+		if (upn_validate(upn, &expected) != UPN_OK) {
+			fprintf(stderr, "dualregctl: seed: demo UPN %s is invalid\n", upn);
 			return 1;
 		}
 	}

@@ -80,6 +80,10 @@ static const struct cfg_key cfg_keys[] = {
      LIVE},
     {"alerts", "check_interval", CFG_DURATION, OFF(alert_check_interval_ms), 100, 3600000, "1m",
      LIVE},
+    {"registrations", "request_ttl", CFG_DURATION, OFF(registration_request_ttl_ms), 60000,
+     45 * 86400000ul, "14d", LIVE},
+    {"registrations", "max_backdate", CFG_DURATION, OFF(registration_max_backdate_ms), 0,
+     45 * 86400000ul, "30d", LIVE},
 };
 #undef LIVE
 #undef RESTART
@@ -277,8 +281,10 @@ int cfg_parse_duration_ms(const char *text, unsigned *out_ms, char *err, size_t 
 		mult = 60000.0;
 	else if (strcmp(end, "h") == 0)
 		mult = 3600000.0;
+	else if (strcmp(end, "d") == 0)
+		mult = 86400000.0;
 	else {
-		snprintf(err, errlen, "unknown duration unit \"%s\" (use ms, s, m or h)", end);
+		snprintf(err, errlen, "unknown duration unit \"%s\" (use ms, s, m, h or d)", end);
 		return -1;
 	}
 	double ms = v * mult;

@@ -53,5 +53,25 @@ The home school's change feed, waiting up to 30 s for something new:
   curl -s "$url/v1/changes?wait=30" -H "Authorization: Bearer \$HOME_KEY"
 
 Demo pupils: $DEMO_UPNS
+TXT
+[[ -n ${DEMO_REQUEST_UPN:-} ]] || { echo; exit 0; }
+cat <<TXT
+
+A placement by consent. $DEMO_REQUEST_GIVEN $DEMO_REQUEST_FAMILY ($DEMO_REQUEST_UPN) is on the home school's roll only.
+The PRU asks to take her on Mondays from $day; it cannot see her, so it names her with
+her details. The request waits for the home school: until it agrees, the PRU sees
+nothing of her and may record nothing (REQ keeps the request's id):
+  REQ=\$(curl -s -X POST $url/v1/registrations -H "Authorization: Bearer \$PRU_KEY" \\
+    -H 'Content-Type: application/json' \\
+    -d '{"upn":"$DEMO_REQUEST_UPN","urn":"$DEMO_PRU_URN","role":"subsidiary","start_date":"$day",
+         "schedule":{"mon":["AM","PM"]},"given_name":"$DEMO_REQUEST_GIVEN",
+         "family_name":"$DEMO_REQUEST_FAMILY","date_of_birth":"$DEMO_REQUEST_DOB"}' \\
+    | tee /dev/stderr | grep -o '"id": *[0-9]*' | head -1 | tr -dc 0-9); echo
+
+The home school sees the requests awaiting its decision, with the pupil, and confirms
+(or declines: .../decline -d '{"reason":"..."}'; the PRU may withdraw: .../withdraw;
+a request nobody decides on expires):
+  curl -s "$url/v1/registrations?status=pending" -H "Authorization: Bearer \$HOME_KEY"
+  curl -s -X POST $url/v1/registrations/\$REQ/confirm -H "Authorization: Bearer \$HOME_KEY"
 
 TXT

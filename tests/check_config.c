@@ -126,6 +126,8 @@ static const struct {
     {"[server]\nmax_body_size = lots\n", "t.conf:2: [server] max_body_size: expected a size"},
     {"[server]\nmax_body_size = 10\n", "[server] max_body_size: \"10\" is out of range"},
     {"[server]\nrequest_timeout = 5 days\n", "[server] request_timeout: unknown duration unit"},
+    {"[registrations]\nrequest_ttl = 46d\n", "[registrations] request_ttl: \"46d\" is out of range"},
+    {"[registrations]\nmax_backdate = 2w\n", "[registrations] max_backdate: unknown duration unit"},
     {"[database]\npool_size = 0\n", "t.conf:2: [database] pool_size: \"0\" is out of range"},
     {"[database]\npool_size = -3\n", "[database] pool_size: expected a whole number"},
     {"[database]\nurl =\n", "[database] url: must not be empty"},
@@ -227,6 +229,10 @@ START_TEST(test_parsers)
 	ck_assert_uint_eq(ms, 2000);
 	ck_assert_int_eq(cfg_parse_duration_ms("1h", &ms, err, sizeof err), 0);
 	ck_assert_uint_eq(ms, 3600000);
+	ck_assert_int_eq(cfg_parse_duration_ms("14d", &ms, err, sizeof err), 0);
+	ck_assert_uint_eq(ms, 14u * 86400000u);
+	ck_assert_int_eq(cfg_parse_duration_ms("46d", &ms, err, sizeof err), 0); /* < 4e9 */
+	ck_assert_int_eq(cfg_parse_duration_ms("47d", &ms, err, sizeof err), -1);
 	ck_assert_int_eq(cfg_parse_duration_ms("-1s", &ms, err, sizeof err), -1);
 	/* Not finite: NaN would pass every range check and then convert undefined. */
 	ck_assert_int_eq(cfg_parse_duration_ms("nan", &ms, err, sizeof err), -1);

@@ -196,7 +196,7 @@ START_TEST(test_seed_demo)
 	ck_assert_int_eq(ctl("seed", "--demo", "extra", NULL, NULL), 2);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 0);
 
-	ck_assert_int_eq(ctl("seed", "--demo", NULL, NULL, NULL), 0);
+	ck_assert_msg(ctl("seed", "--demo", NULL, NULL, NULL) == 0, "%s", th_last_stderr());
 	char admin1[64], pru1[64], home1[64], pru_urn[16], home_urn[16], upn[16], base[128];
 	assignment("DEMO_ADMIN_KEY", admin1, sizeof admin1);
 	assignment("DEMO_PRU_KEY", pru1, sizeof pru1);
@@ -210,8 +210,8 @@ START_TEST(test_seed_demo)
 	long long c1[6], c2[6];
 	counts(c1);
 	ck_assert_int_eq(c1[0], 4); /* the test's school + PRU + two home schools */
-	ck_assert_int_eq(c1[1], 6);
-	ck_assert_int_eq(c1[2], 12);
+	ck_assert_int_eq(c1[1], 7); /* six dual-registered, one for the placement request */
+	ck_assert_int_eq(c1[2], 13);
 	ck_assert_int_eq(c1[3], 6);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM schools WHERE kind = 'pru'"), 1);
 	/* Every pupil: one main registration at a home school, one subsidiary at the PRU
@@ -240,7 +240,7 @@ START_TEST(test_seed_demo)
 	/* Valid UPNs, checked with the project's own validator. */
 	PGconn *c = PQconnectdb(url);
 	PGresult *r = PQexec(c, "SELECT upn FROM pupils");
-	ck_assert_int_eq(PQntuples(r), 6);
+	ck_assert_int_eq(PQntuples(r), 7);
 	for (int i = 0; i < PQntuples(r); i++) {
 		char expected;
 		ck_assert_msg(upn_validate(PQgetvalue(r, i, 0), &expected) == UPN_OK, "%s",
@@ -249,6 +249,23 @@ START_TEST(test_seed_demo)
 	PQclear(r);
 	PQfinish(c);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"), 3);
+	/* Every seeded registration is in force. The request pupil: one main registration
+	 * at the home school, nothing else. */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM registration_records WHERE state <> "
+				 "'in_force'"),
+			 0);
+	char req_upn[16], req_family[64], sql_req[512];
+	assignment("DEMO_REQUEST_UPN", req_upn, sizeof req_upn);
+	assignment("DEMO_REQUEST_FAMILY", req_family, sizeof req_family);
+	snprintf(sql_req, sizeof sql_req,
+		 "SELECT count(*) FROM registration_records r JOIN pupils p USING (upn)"
+		 " WHERE upn = '%s' AND p.family_name = '%s'"
+		 "   AND r.role = 'main' AND r.urn = '%s' AND r.start_date < dualreg_today()",
+		 req_upn, req_family, home_urn);
+	ck_assert_int_eq(sql_int(sql_req), 1);
+	snprintf(sql_req, sizeof sql_req,
+		 "SELECT count(*) FROM registration_records WHERE upn = '%s'", req_upn);
+	ck_assert_int_eq(sql_int(sql_req), 1);
 
 	/* The examples' day is the most recent weekday, and the example pupil, a pupil of the
 	 * home school, is expected at the PRU that morning; on every weekday some pupil of the
@@ -318,6 +335,25 @@ START_TEST(test_seed_demo)
 		 "('%s', '%s')",
 		 upn, pru_urn, home_urn);
 	ck_assert_int_eq(sql_int(sql), 2);
+
+	/* The examples' placement request, made and confirmed, is set aside by the next seed
+	 * so that the examples can make it again. */
+	char day2[16], sql2[768];
+	assignment("DEMO_DAY", day2, sizeof day2);
+	snprintf(sql2, sizeof sql2,
+		 "SELECT dualreg_registration_confirm('%s', (dualreg_registration_create('%s', '%s',"
+		 " '%s', 'subsidiary', '%s', NULL, 1023, 'Priya', 'Shah', '2011-10-05',"
+		 " interval '14 days', 30)->>'id')::bigint)->>'status'",
+		 home_urn, pru_urn, req_upn, pru_urn, day2);
+	th_sql(url, sql2);
+	snprintf(sql2, sizeof sql2, "SELECT count(*) FROM registrations WHERE upn = '%s'", req_upn);
+	ck_assert_int_eq(sql_int(sql2), 2);
+	ck_assert_int_eq(ctl("seed", "--demo", NULL, NULL, NULL), 0);
+	ck_assert_int_eq(sql_int(sql2), 1);
+	snprintf(sql2, sizeof sql2,
+		 "SELECT count(*) FROM marks WHERE upn = '%s' AND code = 'D'", req_upn);
+	ck_assert_int_eq(sql_int(sql2), 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM registrations"), 13);
 }
 END_TEST
 

@@ -101,6 +101,8 @@ static void load_tree(void)
 	    "school add",   "school list",      "school show",   "pupil",
 	    "pupil import", "registration",     "registration add",
 	    "registration end",                 "registration schedule",
+	    "registration list",                "registration confirm",
+	    "registration decline",
 	    "deliveries",   "deliveries list",  "deliveries retry",
 	    "sync",         "sync status",      "purge",         "commands",
 	};

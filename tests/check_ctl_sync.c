@@ -1,5 +1,6 @@
-/* ctl_sync: dualregctl registration add|end|schedule and deliveries list|retry against a
- * real database; the registry's rules and the outbox's state as an operator sees them. */
+/* ctl_sync: dualregctl registration add|end|schedule|list|confirm|decline and deliveries
+ * list|retry against a real database; the registry's rules, the requests awaiting a
+ * school's consent and the outbox's state as an operator sees them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,101 @@ START_TEST(test_registrations)
 }
 END_TEST
 
+/* The PRU asks for a placement (through the API's function, as its key would): pending. */
+static void request_placement(const char *start)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+		 "SELECT dualreg_registration_create('100002', 'B801200005001', '100002', "
+		 "'subsidiary', '%s', NULL, 3, 'ann', 'BELL', '2012-01-01', interval '14 days', 30)",
+		 start);
+	th_sql(url, sql);
+}
+
+START_TEST(test_registration_requests)
+{
+	char out[8192];
+	char *main_reg[] = {"registration", "add", "--upn", "B801200005001", "--urn", "100001",
+			    "--role", "main", "--start", "2026-09-01", NULL};
+	ck_assert_msg(ctl_run(out, sizeof out, main_reg) == 0, "%s", th_last_stderr());
+	request_placement("2026-10-05");
+	long id = scalar("SELECT id FROM registration_records WHERE state = 'pending'");
+
+	/* The operator sees the request, with the pupil, and whose decision it awaits. */
+	char *pending[] = {"registration", "list", "--pending", "--json", NULL};
+	ck_assert_msg(ctl_run(out, sizeof out, pending) == 0, "%s", th_last_stderr());
+	cJSON *j = cJSON_Parse(out);
+	ck_assert_int_eq(cJSON_GetArraySize(j), 1);
+	cJSON *item = cJSON_GetArrayItem(j, 0);
+	ck_assert_int_eq((long)cJSON_GetNumberValue(cJSON_GetObjectItem(item, "id")), id);
+	ck_assert_str_eq(cJSON_GetObjectItem(item, "status")->valuestring, "pending");
+	ck_assert_str_eq(cJSON_GetObjectItem(item, "awaiting")->valuestring, "100001");
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "pupil"), "family_name")
+			     ->valuestring,
+			 "Bell");
+	cJSON_Delete(j);
+	char *text[] = {"registration", "list", "--pending", "--school", "100001", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, text), 0);
+	ck_assert_msg(strstr(out, "Ann Bell") != NULL && strstr(out, "pending") != NULL, "%s", out);
+	char *other[] = {"registration", "list", "--pending", "--school", "100003", "--json", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, other), 0);
+	ck_assert_str_eq(out, "[]\n");
+	char *everything[] = {"registration", "list", "--json", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, everything), 0);
+	j = cJSON_Parse(out);
+	ck_assert_int_eq(cJSON_GetArraySize(j), 2);
+	cJSON_Delete(j);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM marks"), 0);
+
+	/* Confirmed: in force, both schools told, derived D marks. */
+	char ids[24];
+	snprintf(ids, sizeof ids, "%ld", id);
+	char *confirm[] = {"registration", "confirm", ids, NULL};
+	ck_assert_msg(ctl_run(out, sizeof out, confirm) == 0, "%s", th_last_stderr());
+	j = cJSON_Parse(out);
+	ck_assert_str_eq(cJSON_GetObjectItem(j, "status")->valuestring, "in_force");
+	cJSON_Delete(j);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM registrations WHERE role = 'subsidiary'"), 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM events WHERE type = 'registration.created' "
+				"AND urns = ARRAY['100001', '100002']"),
+			 1);
+	ck_assert_int_gt(scalar("SELECT count(*) FROM marks WHERE code = 'D'"), 0);
+	/* Nothing pending any more: an error, and the list is empty. */
+	ck_assert_int_eq(ctl_run(out, sizeof out, confirm), 1);
+	ck_assert_msg(strstr(th_last_stderr(), "nothing-pending") != NULL, "%s", th_last_stderr());
+	ck_assert_int_eq(ctl_run(out, sizeof out, pending), 0);
+	ck_assert_str_eq(out, "[]\n");
+
+	/* Declined, with a reason: the PRU is told. */
+	char *end[] = {"registration", "end", ids, "--date", "2026-10-30", NULL};
+	ck_assert_msg(ctl_run(out, sizeof out, end) == 0, "%s", th_last_stderr());
+	request_placement("2026-11-02");
+	id = scalar("SELECT id FROM registration_records WHERE state = 'pending'");
+	snprintf(ids, sizeof ids, "%ld", id);
+	char *decline[] = {"registration", "decline", ids, "--reason", "not agreed", NULL};
+	ck_assert_msg(ctl_run(out, sizeof out, decline) == 0, "%s", th_last_stderr());
+	ck_assert_int_eq(scalar("SELECT count(*) FROM registration_records WHERE state = "
+				"'declined' AND decision_reason = 'not agreed'"),
+			 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM events WHERE type = 'registration.declined' "
+				"AND urns = ARRAY['100002']"),
+			 1);
+	ck_assert_int_eq(ctl_run(out, sizeof out, decline), 1);
+
+	/* Usage errors. */
+	char *no_id[] = {"registration", "confirm", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, no_id), 2);
+	char *bad_id[] = {"registration", "decline", "x1", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, bad_id), 2);
+	char *reason_on_confirm[] = {"registration", "confirm", ids, "--reason", "x", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, reason_on_confirm), 2);
+	char *bad_school[] = {"registration", "list", "--school", "12", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, bad_school), 2);
+	char *missing[] = {"registration", "confirm", "999999", NULL};
+	ck_assert_int_eq(ctl_run(out, sizeof out, missing), 1);
+}
+END_TEST
+
 START_TEST(test_deliveries)
 {
 	th_sql(url, "INSERT INTO subscriptions (urn, url, events, secret) VALUES ('100001', "
@@ -116,6 +212,7 @@ Suite *ctl_sync_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_registrations);
+	tcase_add_test(tc, test_registration_requests);
 	tcase_add_test(tc, test_deliveries);
 	suite_add_tcase(s, tc);
 	return s;

@@ -135,6 +135,17 @@ static void each_rule(void)
 	      "this key may only write marks for school " PRU);
 	check(item(A, "999999", TODAY, "/", ""), NULL, "unknown-school",
 	      "no school with URN 999999");
+	/* A school's key gets one answer for every pupil not on its roll that day: an
+	 * unknown UPN, a pupil only at other schools, one who left, one not yet arrived. */
+	check(item("Z801200005009", HOME, TODAY, "/", ""), HOME, "pupil-not-on-roll",
+	      "no pupil with this UPN is on the roll of " HOME " on " TODAY);
+	check(item(A, OTHER, TODAY, "/", ""), OTHER, "pupil-not-on-roll",
+	      "no pupil with this UPN is on the roll of " OTHER " on " TODAY);
+	check(item(B, HOME, TODAY, "/", ""), HOME, "pupil-not-on-roll",
+	      "no pupil with this UPN is on the roll of " HOME " on " TODAY);
+	check(item(B, OTHER, TODAY, "/", ""), OTHER, "pupil-not-on-roll",
+	      "no pupil with this UPN is on the roll of " OTHER " on " TODAY);
+	check(item(A, PRU, TODAY, "/", ""), PRU, NULL, NULL); /* on its roll */
 	check(item("Z801200005009", HOME, TODAY, "/", ""), NULL, "unknown-pupil",
 	      "no pupil with UPN Z801200005009");
 	check(item(A, PRU, "2026-11-28", "/", ""), NULL, "not-a-school-day",

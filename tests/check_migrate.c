@@ -530,7 +530,12 @@ START_TEST(test_upgrade_from_before_the_split)
 	ck_assert_int_eq(scalar(c, "SELECT count(*) FROM pg_proc WHERE proname = "
 				   "'dualreg_mark_json'"),
 			 1);
-	ck_assert_int_eq(scalar(c, "SELECT count(*) FROM dualreg_mark_error_types()"), 24);
+	ck_assert_int_eq(scalar(c, "SELECT count(*) FROM dualreg_mark_error_types()"), 25);
+	/* Registrations made before consent existed are in force. */
+	ck_assert_int_eq(scalar(c, "SELECT count(*) FROM registration_records "
+				   "WHERE state = 'in_force'"),
+			 2);
+	ck_assert_int_eq(scalar(c, "SELECT count(*) FROM registrations"), 2);
 	/* The functions work: a mark goes through the engine, amends with its reason. */
 	char result[512];
 	text(c,

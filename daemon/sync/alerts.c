@@ -1,4 +1,5 @@
-/* alerts: the attendance.missing check on a timer (see alerts.h). */
+/* alerts: the attendance.missing check on a timer (see alerts.h), and with it the expiry
+ * of registration requests nobody decided on in time (dualreg_expire_requests). */
 #include "dualreg/alerts.h"
 
 #include <event2/event.h>
@@ -26,8 +27,13 @@ static void checked(PGresult *res, const char *err, void *arg)
 		log_debug("missing-mark check skipped", "err=\"%s\"", err);
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		log_error("missing-mark check failed", "err=\"%s\"", PQresultErrorMessage(res));
-	else if (atoi(PQgetvalue(res, 0, 0)) > 0)
-		log_info("missing-mark alerts raised", "count=%s", PQgetvalue(res, 0, 0));
+	else {
+		if (atoi(PQgetvalue(res, 0, 0)) > 0)
+			log_info("missing-mark alerts raised", "count=%s", PQgetvalue(res, 0, 0));
+		if (atoi(PQgetvalue(res, 0, 1)) > 0)
+			log_info("registration requests expired", "count=%s",
+				 PQgetvalue(res, 0, 1));
+	}
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -40,8 +46,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	char grace[32];
 	snprintf(grace, sizeof grace, "%u milliseconds", a->cfg->alert_missing_grace_ms);
 	const char *params[] = {grace};
-	a->op = dbp_query(a->db, "SELECT dualreg_missing_alerts($1::interval)", 1, params, checked,
-			  a);
+	a->op = dbp_query(a->db, "SELECT dualreg_missing_alerts($1::interval), dualreg_expire_requests()",
+			  1, params, checked, a);
 }
 
 void alerts_reschedule(struct alerts *a)

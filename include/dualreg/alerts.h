@@ -4,7 +4,9 @@
  * closed more than [alerts] missing_grace ago with no mark at the school expecting a
  * dual-registered pupil (dualreg_missing_alerts in sql/008_alerts.sql; each alert is
  * raised once however many daemons run the check). attendance.absent needs no timer:
- * a trigger raises it when the absence is recorded.
+ * a trigger raises it when the absence is recorded. The same tick ends registration
+ * requests past their expiry (dualreg_expire_requests, sql/functions/35_consent.sql;
+ * safe with several daemons).
  */
 #ifndef DUALREG_ALERTS_H
 #define DUALREG_ALERTS_H

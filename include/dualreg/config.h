@@ -53,6 +53,10 @@ struct config {
 	/* [alerts] */
 	unsigned alert_missing_grace_ms;  /* after register close, before attendance.missing */
 	unsigned alert_check_interval_ms; /* how often missing marks are looked for */
+	/* [registrations] (the durations' bound, 45 days, keeps them within unsigned ms) */
+	unsigned registration_request_ttl_ms;  /* a request awaits the other school this long */
+	unsigned registration_max_backdate_ms; /* a school's main registration starts at most
+						  this long before today (whole days count) */
 	/* [metrics] */
 	char *metrics_token; /* a bearer token for scrapers instead of an admin key; owned */
 	/* [jobs] */

@@ -48,13 +48,33 @@ LANGUAGE sql STABLE AS $$
                             'created_at', p.created_at)
 $$;
 
--- A registration with its schedule in force (today, or on its start date if that is
--- later; null for a main registration) and every schedule version.
+-- A registration's pending change as the API shows it (NULL: none): the end date and
+-- schedule it would give, and whose decision it awaits until when.
+CREATE OR REPLACE FUNCTION dualreg_registration_change_json(p_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+           'end_date', CASE WHEN c.end_date_set THEN c.end_date ELSE r.end_date END,
+           'schedule', CASE WHEN c.mask IS NOT NULL THEN dualreg_schedule_json(c.mask) END,
+           'effective_from', c.effective_from,
+           'requested_by', c.requested_by, 'awaiting', c.counterpart_urn,
+           'expires_at', c.expires_at)
+    FROM registration_changes c JOIN registration_records r ON r.id = c.registration_id
+   WHERE c.registration_id = p_id AND c.state = 'pending'
+$$;
+
+-- A registration in any state with its schedule in force (today, or on its start date
+-- if that is later; null for a main registration), every schedule version, its state
+-- (status) and the consent it awaits.
 CREATE OR REPLACE FUNCTION dualreg_registration_json(p_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(
            'id', r.id, 'upn', r.upn, 'urn', r.urn, 'role', r.role,
            'start_date', r.start_date, 'end_date', r.end_date,
+           'status', r.state, 'requested_by', r.requested_by,
+           'awaiting', CASE WHEN r.state = 'pending' THEN r.counterpart_urn END,
+           'expires_at', CASE WHEN r.state = 'pending' THEN r.expires_at END,
+           'decided_at', r.decided_at, 'decision_reason', r.decision_reason,
+           'pending_change', dualreg_registration_change_json(r.id),
            'schedule', (SELECT dualreg_schedule_json(rs.mask) FROM registration_schedules rs
                          WHERE rs.registration_id = r.id
                            AND rs.effective_from <= greatest(dualreg_today(), r.start_date)
@@ -66,18 +86,141 @@ LANGUAGE sql STABLE AS $$
                                     FROM registration_schedules rs
                                    WHERE rs.registration_id = r.id), '[]'::jsonb),
            'created_at', r.created_at, 'updated_at', r.updated_at)
-    FROM registrations r WHERE r.id = p_id
+    FROM registration_records r WHERE r.id = p_id
 $$;
 
--- Whether a key may read a pupil: admin, or the pupil is or was on its school's roll.
+-- The data of a registration event: the registration without its history of schedules,
+-- its timestamps and its consent details.
+CREATE OR REPLACE FUNCTION dualreg_registration_event_data(p_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT dualreg_registration_json(p_id) - 'schedules' - 'created_at' - 'updated_at'
+         - 'requested_by' - 'awaiting' - 'expires_at' - 'decided_at' - 'decision_reason'
+         - 'pending_change'
+$$;
+
+-- DATA BY PERIOD: the periods of a pupil's data a key may see. An admin key: all of
+-- it. A school key: the periods of its own registrations of the pupil in force (past,
+-- present or future). Everything a school reads of a pupil is bounded by these.
+CREATE OR REPLACE FUNCTION dualreg_key_periods(p_upn text, p_key_urn text)
+RETURNS TABLE (from_date date, to_date date) LANGUAGE sql STABLE AS $$
+  SELECT '-infinity'::date, 'infinity'::date WHERE p_key_urn IS NULL
+  UNION ALL
+  SELECT g.start_date, coalesce(g.end_date, 'infinity') FROM registrations g
+   WHERE p_key_urn IS NOT NULL AND g.upn = p_upn AND g.urn = p_key_urn
+$$;
+
+-- Whether a key may read a pupil at all: it has a period (dualreg_key_periods): admin,
+-- or the pupil is, was or will be on its school's roll by a registration in force.
 CREATE OR REPLACE FUNCTION dualreg_pupil_visible(p_upn text, p_key_urn text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-  SELECT p_key_urn IS NULL
-      OR EXISTS (SELECT 1 FROM registrations WHERE upn = p_upn AND urn = p_key_urn)
+  SELECT EXISTS (SELECT 1 FROM dualreg_key_periods(p_upn, p_key_urn))
+$$;
+
+-- Whether a key may see registration p_id: an admin; the school it is at (in any
+-- state); or a school with a period (dualreg_key_periods) the registration, in force,
+-- overlaps. Anything else is 404 to that key.
+CREATE OR REPLACE FUNCTION dualreg_registration_visible(p_id bigint, p_key_urn text)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT p_key_urn IS NULL OR EXISTS (
+    SELECT 1 FROM registration_records g
+     WHERE g.id = p_id
+       AND (g.urn = p_key_urn
+            OR (g.state = 'in_force' AND EXISTS (
+                  SELECT 1 FROM dualreg_key_periods(g.upn, p_key_urn) k
+                   WHERE g.start_date <= k.to_date
+                     AND coalesce(g.end_date, 'infinity') >= k.from_date))))
+$$;
+
+-- Another school's registration as a school key sees it: only [p_from, p_to], the
+-- period it shares with one of the key's periods, with the schedule versions of that
+-- period (the one in force at its start shown from its start). A pending change shows
+-- only to the schools it concerns.
+CREATE OR REPLACE FUNCTION dualreg_registration_clipped_json(p_id bigint, p_from date,
+                                                             p_to date, p_key_urn text)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT dualreg_registration_json(r.id) || jsonb_build_object(
+           'start_date', c.lo,
+           'end_date', nullif(c.hi, 'infinity'::date),
+           'schedule', (SELECT dualreg_schedule_json(rs.mask) FROM registration_schedules rs
+                         WHERE rs.registration_id = r.id
+                           AND rs.effective_from <= least(greatest(dualreg_today(), c.lo), c.hi)
+                         ORDER BY rs.effective_from DESC LIMIT 1),
+           'schedules', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                            'effective_from', greatest(v.effective_from, c.lo),
+                                            'schedule', dualreg_schedule_json(v.mask))
+                                          ORDER BY v.effective_from)
+                                    FROM (SELECT rs.effective_from, rs.mask,
+                                                 lead(rs.effective_from)
+                                                   OVER (ORDER BY rs.effective_from) AS next_from
+                                            FROM registration_schedules rs
+                                           WHERE rs.registration_id = r.id) v
+                                   WHERE v.effective_from <= c.hi
+                                     AND coalesce(v.next_from, 'infinity') > c.lo), '[]'::jsonb),
+           'pending_change', (SELECT dualreg_registration_change_json(r.id)
+                                WHERE EXISTS (SELECT 1 FROM registration_changes x
+                                               WHERE x.registration_id = r.id
+                                                 AND x.state = 'pending'
+                                                 AND p_key_urn IN (x.requested_by,
+                                                                   x.counterpart_urn))))
+    FROM registration_records r,
+         LATERAL (SELECT greatest(r.start_date, p_from) AS lo,
+                         least(coalesce(r.end_date, 'infinity'), p_to) AS hi) c
+   WHERE r.id = p_id
+$$;
+
+-- GET /v1/pupils/{upn}/registrations (NULL when the key may not read the pupil). An
+-- admin key: every registration in every state. A school key: those at its school in
+-- any state, those it asked for that are not in force, the requests awaiting its
+-- decision, and other schools' registrations in force only where they overlap one of
+-- its periods, clipped to the overlap (one item per overlap).
+CREATE OR REPLACE FUNCTION dualreg_pupil_registrations_json(p_upn text, p_key_urn text)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object('upn', p.upn, 'registrations', coalesce((
+           SELECT jsonb_agg(x.j ORDER BY x.start_date, x.id) FROM (
+             SELECT g.id, g.start_date, dualreg_registration_json(g.id) AS j
+               FROM registration_records g
+              WHERE g.upn = p.upn
+                AND (p_key_urn IS NULL OR g.urn = p_key_urn
+                     OR (g.state <> 'in_force' AND g.requested_by = p_key_urn)
+                     OR (g.state = 'pending' AND g.counterpart_urn = p_key_urn))
+             UNION ALL
+             SELECT g.id, greatest(g.start_date, k.from_date),
+                    dualreg_registration_clipped_json(g.id, k.from_date, k.to_date, p_key_urn)
+               FROM registrations g, dualreg_key_periods(p.upn, p_key_urn) k
+              WHERE p_key_urn IS NOT NULL AND g.upn = p.upn AND g.urn <> p_key_urn
+                AND g.start_date <= k.to_date
+                AND coalesce(g.end_date, 'infinity') >= k.from_date) x), '[]'::jsonb))
+    FROM pupils p WHERE p.upn = p_upn AND dualreg_pupil_visible(p.upn, p_key_urn)
+$$;
+
+-- A name as compared when a school proves it knows a pupil: trimmed, without accents,
+-- in lower case.
+CREATE OR REPLACE FUNCTION dualreg_name_key(p_name text) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT lower(unaccent(btrim(p_name)))
+$$;
+
+-- Whether a school key may name the pupil in a new registration: the pupil is visible
+-- to it, or the request carries the pupil's names and date of birth as stored. An
+-- unknown UPN, missing details and wrong details all fail alike, so the answer tells a
+-- school nothing about pupils it does not know.
+CREATE OR REPLACE FUNCTION dualreg_pupil_known(p_upn text, p_key_urn text, p_given text,
+                                               p_family text, p_dob date) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT EXISTS (SELECT 1 FROM pupils p WHERE p.upn = p_upn)
+     AND (dualreg_pupil_visible(p_upn, p_key_urn)
+          OR EXISTS (SELECT 1 FROM pupils p
+                      WHERE p.upn = p_upn AND p.date_of_birth = p_dob
+                        AND dualreg_name_key(p.given_name) = dualreg_name_key(p_given)
+                        AND dualreg_name_key(p.family_name) = dualreg_name_key(p_family)))
 $$;
 
 -- The schools a registration concerns: its own and those of the pupil's registrations
--- overlapping it (for a subsidiary, the main school; for a main, any subsidiary).
+-- in force overlapping it (for a subsidiary, the main school; for a main, any
+-- subsidiary).
 CREATE OR REPLACE FUNCTION dualreg_registration_urns(p_id bigint) RETURNS text[]
 LANGUAGE sql STABLE AS $$
   SELECT array_agg(DISTINCT o.urn ORDER BY o.urn)
@@ -104,12 +247,18 @@ LANGUAGE sql STABLE AS $$
                          && daterange(r.start_date, r.end_date, '[]')))))
 $$;
 
--- Refuses (409) a period that clashes with another registration of the pupil: a second
--- registration of the same role, or a second one at the same school.
+-- Refuses (409) a period that clashes with another registration of the pupil in force:
+-- a second registration of the same role, or a second one at the same school. The
+-- detail names the registration clashed with only when p_detailed (an admin key): a
+-- school is not told about other schools' registrations.
+DROP FUNCTION IF EXISTS dualreg_registration_check_overlap(text, text, text, date, date,
+                                                           bigint, text);
 CREATE OR REPLACE FUNCTION dualreg_registration_check_overlap(p_upn text, p_urn text,
                                                               p_role text, p_start date,
                                                               p_end date, p_except bigint,
-                                                              p_pointer text) RETURNS void
+                                                              p_pointer text,
+                                                              p_detailed boolean)
+RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     c registrations;
@@ -118,7 +267,7 @@ BEGIN
      WHERE upn = p_upn AND (role = p_role OR urn = p_urn) AND id IS DISTINCT FROM p_except
        AND daterange(start_date, end_date, '[]') && daterange(p_start, p_end, '[]')
      ORDER BY start_date LIMIT 1;
-    IF FOUND THEN
+    IF FOUND AND p_detailed THEN
         PERFORM dualreg_fail(409, 'overlapping-registration',
             format('the period overlaps registration %s (%s, from %s to %s)%s', c.id, c.role,
                    c.start_date, coalesce(c.end_date::text, 'open-ended'),
@@ -126,6 +275,12 @@ BEGIN
                         THEN format(': a pupil has at most one %s registration at a time', p_role)
                         ELSE ': a pupil is on one school''s roll once at a time' END),
             p_pointer);
+    ELSIF FOUND THEN
+        PERFORM dualreg_fail(409, 'overlapping-registration',
+            CASE WHEN c.urn = p_urn
+                 THEN 'the pupil is already on this school''s roll in that period'
+                 ELSE format('the pupil already has a %s registration in that period', p_role)
+            END, p_pointer);
     END IF;
 END $$;
 
@@ -141,15 +296,55 @@ BEGIN
     END IF;
 END $$;
 
--- POST /v1/registrations. The subsidiary rule: a main registration at another school
--- must be in force on the subsidiary's start date (later changes to either side are
--- allowed; the day plan expects the pupil at the subsidiary on days without a main).
-CREATE OR REPLACE FUNCTION dualreg_registration_create(p_key_urn text, p_upn text, p_urn text,
-                                                       p_role text, p_start date, p_end date,
-                                                       p_mask integer) RETURNS jsonb
+-- The subsidiary rule, checked when a subsidiary registration is asked for and again
+-- when it comes into force: the main registration in force on p_start, which must be at
+-- another school (422 no-main-registration, or p_status when confirming). Returns it.
+CREATE OR REPLACE FUNCTION dualreg_subsidiary_main(p_upn text, p_urn text, p_start date,
+                                                   p_status integer) RETURNS registrations
 LANGUAGE plpgsql AS $$
 DECLARE
     v_main registrations;
+BEGIN
+    SELECT * INTO v_main FROM registrations
+     WHERE upn = p_upn AND role = 'main'
+       AND p_start BETWEEN start_date AND coalesce(end_date, 'infinity');
+    IF v_main.id IS NULL THEN
+        PERFORM dualreg_fail(p_status, 'no-main-registration',
+            format('a subsidiary registration needs a main registration at another school in force on its start date (%s)',
+                   p_start), '/start_date');
+    END IF;
+    IF v_main.urn = p_urn THEN
+        PERFORM dualreg_fail(p_status, 'no-main-registration',
+            'the main registration on the start date is at this same school; a subsidiary must be at another school',
+            '/urn');
+    END IF;
+    RETURN v_main;
+END $$;
+
+-- POST /v1/registrations. The subsidiary rule: a main registration at another school
+-- must be in force on the subsidiary's start date (later changes to either side are
+-- allowed; the day plan expects the pupil at the subsidiary on days without a main).
+--
+-- An admin key's registration is in force at once. A school key's:
+--  * main, at its own school: in force at once, starting at most p_max_backdate days
+--    before today (422 start-date-too-early);
+--  * subsidiary, at its own school (a PRU admitting) or, as the pupil's main school on
+--    the start date, at another school: a request (state pending) that the other school
+--    (counterpart_urn) confirms or declines before now + p_ttl; until then it counts
+--    for nothing. registration.requested goes to the counterpart only.
+-- A school key naming a pupil it cannot see proves it knows the pupil with p_given,
+-- p_family and p_dob (dualreg_pupil_known); otherwise, as for an unknown UPN, 422
+-- unknown-pupil. Returns {status, body}.
+CREATE OR REPLACE FUNCTION dualreg_registration_create(p_key_urn text, p_upn text, p_urn text,
+                                                       p_role text, p_start date, p_end date,
+                                                       p_mask integer, p_given text,
+                                                       p_family text, p_dob date,
+                                                       p_ttl interval, p_max_backdate integer)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_main registrations;
+    v_counterpart text;
     v_id bigint;
     v_reg jsonb;
 BEGIN
@@ -157,8 +352,20 @@ BEGIN
         PERFORM dualreg_fail(403, 'forbidden',
             'a school key registers main registrations only at its own school', '/urn');
     END IF;
+    IF p_key_urn IS NOT NULL AND p_role = 'main'
+       AND p_start < dualreg_today() - coalesce(p_max_backdate, 0) THEN
+        PERFORM dualreg_fail(422, 'start-date-too-early',
+            format('a school key''s main registration starts at most %s days before today (on or after %s); ask an administrator for an earlier start',
+                   coalesce(p_max_backdate, 0), dualreg_today() - coalesce(p_max_backdate, 0)),
+            '/start_date');
+    END IF;
     PERFORM dualreg_lock_pupil(p_upn);
-    IF NOT EXISTS (SELECT 1 FROM pupils WHERE upn = p_upn) THEN
+    IF p_key_urn IS NOT NULL THEN
+        IF NOT dualreg_pupil_known(p_upn, p_key_urn, p_given, p_family, p_dob) THEN
+            PERFORM dualreg_fail(422, 'unknown-pupil',
+                                 'no pupil with this UPN and these details', '/upn');
+        END IF;
+    ELSIF NOT EXISTS (SELECT 1 FROM pupils WHERE upn = p_upn) THEN
         PERFORM dualreg_fail(422, 'unknown-pupil',
             format('no pupil with UPN %s: create it with POST /v1/pupils first', p_upn), '/upn');
     END IF;
@@ -176,77 +383,71 @@ BEGIN
                 'a school key registers a subsidiary only at its own school or for a pupil on its own roll as main school',
                 '/urn');
         END IF;
-        IF v_main.id IS NULL THEN
-            PERFORM dualreg_fail(422, 'no-main-registration',
-                format('a subsidiary registration needs a main registration at another school in force on its start date (%s)',
-                       p_start), '/start_date');
-        END IF;
-        IF v_main.urn = p_urn THEN
-            PERFORM dualreg_fail(422, 'no-main-registration',
-                'the main registration on the start date is at this same school; a subsidiary must be at another school',
-                '/urn');
+        v_main := dualreg_subsidiary_main(p_upn, p_urn, p_start, 422);
+        IF p_key_urn IS NOT NULL THEN
+            v_counterpart := CASE WHEN p_key_urn = p_urn THEN v_main.urn ELSE p_urn END;
         END IF;
     END IF;
     PERFORM dualreg_registration_check_overlap(p_upn, p_urn, p_role, p_start, p_end, NULL,
-                                               '/start_date');
-    INSERT INTO registrations (upn, urn, role, start_date, end_date, created_at, updated_at)
-    VALUES (p_upn, p_urn, p_role, p_start, p_end, dualreg_now(), dualreg_now())
+                                               '/start_date', p_key_urn IS NULL);
+    INSERT INTO registration_records (upn, urn, role, start_date, end_date, state,
+                                      requested_by, counterpart_urn, expires_at,
+                                      created_at, updated_at)
+    VALUES (p_upn, p_urn, p_role, p_start, p_end,
+            CASE WHEN v_counterpart IS NULL THEN 'in_force' ELSE 'pending' END,
+            p_key_urn, v_counterpart,
+            CASE WHEN v_counterpart IS NOT NULL THEN dualreg_now() + p_ttl END,
+            dualreg_now(), dualreg_now())
     RETURNING id INTO v_id;
     IF p_role = 'subsidiary' THEN
         INSERT INTO registration_schedules (registration_id, effective_from, mask, created_at)
         VALUES (v_id, p_start, p_mask, dualreg_now());
     END IF;
     v_reg := dualreg_registration_json(v_id);
+    IF v_counterpart IS NOT NULL THEN
+        PERFORM dualreg_emit('registration.requested', p_upn, ARRAY[v_counterpart],
+                             dualreg_registration_event_data(v_id)
+                             || jsonb_build_object('requested_by', p_key_urn,
+                                                   'expires_at', v_reg->'expires_at'));
+        RETURN v_reg;
+    END IF;
     PERFORM dualreg_emit('registration.created', p_upn, dualreg_registration_urns(v_id),
-                         v_reg - 'schedules' - 'created_at' - 'updated_at');
+                         dualreg_registration_event_data(v_id));
     PERFORM dualreg_registry_rederive(p_upn, p_start);
     RETURN v_reg;
 END $$;
 
--- PATCH /v1/registrations/{id}: a new end date (NULL reopens) when p_end_set, and/or a
--- schedule version effective from p_eff (replacing a version with that same date).
--- Emits registration.ended when an end date is set, else registration.changed; nothing
--- when nothing changed. Derived D marks follow from the earliest date affected.
-CREATE OR REPLACE FUNCTION dualreg_registration_patch(p_key_urn text, p_id bigint,
-                                                      p_end_set boolean, p_end date,
-                                                      p_mask integer, p_eff date)
-RETURNS jsonb
+-- The form dualregctl and earlier callers use: as an administrator (p_key_urn NULL)
+-- the registration is in force at once.
+CREATE OR REPLACE FUNCTION dualreg_registration_create(p_key_urn text, p_upn text, p_urn text,
+                                                       p_role text, p_start date, p_end date,
+                                                       p_mask integer) RETURNS jsonb
+LANGUAGE sql AS $$
+  SELECT dualreg_registration_create(p_key_urn, p_upn, p_urn, p_role, p_start, p_end, p_mask,
+                                     NULL, NULL, NULL, interval '14 days', 30)
+$$;
+
+-- Applies a change to registration r (a new end date when p_end_set; a schedule
+-- version p_mask from p_eff) after checking it against the registration and the
+-- pupil's other registrations in force: at once (PATCH) or when the other school
+-- confirms it. Emits registration.ended when an end date is set, else
+-- registration.changed; nothing when nothing changed. Derived D marks follow from the
+-- earliest date affected.
+CREATE OR REPLACE FUNCTION dualreg_registration_apply(p_id bigint, p_end_set boolean,
+                                                      p_end date, p_mask integer, p_eff date,
+                                                      p_detailed boolean) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     r registrations;
-    v_upn text;
     v_end date;
     v_from date;
     v_changed boolean := false;
-    v_reg jsonb;
 BEGIN
-    SELECT upn INTO v_upn FROM registrations WHERE id = p_id;
-    IF NOT FOUND OR NOT dualreg_pupil_visible(v_upn, p_key_urn) THEN
-        PERFORM dualreg_fail(404, 'not-found', format('no registration %s', p_id));
-    END IF;
-    PERFORM dualreg_lock_pupil(v_upn);
-    SELECT * INTO r FROM registrations WHERE id = p_id FOR NO KEY UPDATE;
-    IF NOT dualreg_registration_writable(p_id, p_key_urn) THEN
-        PERFORM dualreg_fail(403, 'forbidden',
-            'a school key changes only registrations at its own school, or a subsidiary registration of a pupil on its roll as main school');
-    END IF;
-    IF p_mask IS NOT NULL AND r.role = 'main' THEN
-        PERFORM dualreg_fail(422, 'schedule-not-allowed',
-            'only a subsidiary registration has a schedule', '/schedule');
-    END IF;
+    SELECT * INTO r FROM registrations WHERE id = p_id;
     v_end := CASE WHEN p_end_set THEN p_end ELSE r.end_date END;
-    IF v_end < r.start_date THEN
-        PERFORM dualreg_fail(422, 'invalid-end-date',
-            format('end_date must not be before start_date (%s)', r.start_date), '/end_date');
-    END IF;
-    IF p_mask IS NOT NULL AND (p_eff < r.start_date OR p_eff > coalesce(v_end, 'infinity')) THEN
-        PERFORM dualreg_fail(422, 'effective-from-outside-registration',
-            format('effective_from must lie within the registration (%s to %s)', r.start_date,
-                   coalesce(v_end::text, 'open-ended')), '/effective_from');
-    END IF;
     IF v_end IS DISTINCT FROM r.end_date THEN
         PERFORM dualreg_registration_check_overlap(r.upn, r.urn, r.role, r.start_date, v_end,
-                                                   r.id, '/end_date');
+                                                   r.id, '/end_date', p_detailed);
         UPDATE registrations SET end_date = v_end, updated_at = dualreg_now() WHERE id = r.id;
         v_from := least(coalesce(r.end_date, 'infinity'), coalesce(v_end, 'infinity')) + 1;
         v_changed := true;
@@ -262,17 +463,119 @@ BEGIN
         v_from := least(v_from, p_eff);
         v_changed := true;
     END IF;
-    v_reg := dualreg_registration_json(r.id);
     IF v_changed THEN
         PERFORM dualreg_emit(
             CASE WHEN p_end_set AND v_end IS NOT NULL AND v_end IS DISTINCT FROM r.end_date
                  THEN 'registration.ended' ELSE 'registration.changed' END,
-            r.upn, dualreg_registration_urns(r.id),
-            v_reg - 'schedules' - 'created_at' - 'updated_at');
+            r.upn, dualreg_registration_urns(r.id), dualreg_registration_event_data(r.id));
         PERFORM dualreg_registry_rederive(r.upn, greatest(v_from, r.start_date));
     END IF;
-    RETURN v_reg;
+    RETURN dualreg_registration_json(r.id);
 END $$;
+
+-- Checks a change against registration r itself (422s).
+CREATE OR REPLACE FUNCTION dualreg_registration_check_change(r registrations, p_end_set boolean,
+                                                             p_end date, p_mask integer,
+                                                             p_eff date) RETURNS date
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_end date := CASE WHEN p_end_set THEN p_end ELSE r.end_date END;
+BEGIN
+    IF p_mask IS NOT NULL AND r.role = 'main' THEN
+        PERFORM dualreg_fail(422, 'schedule-not-allowed',
+            'only a subsidiary registration has a schedule', '/schedule');
+    END IF;
+    IF v_end < r.start_date THEN
+        PERFORM dualreg_fail(422, 'invalid-end-date',
+            format('end_date must not be before start_date (%s)', r.start_date), '/end_date');
+    END IF;
+    IF p_mask IS NOT NULL AND (p_eff < r.start_date OR p_eff > coalesce(v_end, 'infinity')) THEN
+        PERFORM dualreg_fail(422, 'effective-from-outside-registration',
+            format('effective_from must lie within the registration (%s to %s)', r.start_date,
+                   coalesce(v_end::text, 'open-ended')), '/effective_from');
+    END IF;
+    RETURN v_end;
+END $$;
+
+-- PATCH /v1/registrations/{id}: a new end date (NULL reopens) when p_end_set, and/or a
+-- schedule version effective from p_eff (replacing a version with that same date).
+-- An admin key's change, and a school key's change that narrows what the other school
+-- is exposed to (an earlier end date), apply at once (200). A school key's change that
+-- widens it (a later end date, reopening, or any schedule change of a subsidiary)
+-- while another school has a registration in force overlapping the new period waits
+-- for that school's consent (202, shown as pending_change; registration.requested to
+-- that school; expires at now + p_ttl). Returns {status, body}.
+CREATE OR REPLACE FUNCTION dualreg_registration_update(p_key_urn text, p_id bigint,
+                                                       p_end_set boolean, p_end date,
+                                                       p_mask integer, p_eff date,
+                                                       p_ttl interval)
+RETURNS TABLE (status integer, body jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r registrations;
+    v_upn text;
+    v_end date;
+    v_counterpart text;
+    v_reg jsonb;
+BEGIN
+    SELECT g.upn INTO v_upn FROM registrations g WHERE g.id = p_id;
+    IF NOT FOUND OR NOT dualreg_registration_visible(p_id, p_key_urn) THEN
+        PERFORM dualreg_fail(404, 'not-found', format('no registration %s', p_id));
+    END IF;
+    PERFORM dualreg_lock_pupil(v_upn);
+    SELECT * INTO r FROM registrations g WHERE g.id = p_id FOR NO KEY UPDATE;
+    IF NOT dualreg_registration_writable(p_id, p_key_urn) THEN
+        PERFORM dualreg_fail(403, 'forbidden',
+            'a school key changes only registrations at its own school, or a subsidiary registration of a pupil on its roll as main school');
+    END IF;
+    v_end := dualreg_registration_check_change(r, p_end_set, p_end, p_mask, p_eff);
+    IF p_key_urn IS NOT NULL
+       AND ((p_end_set AND coalesce(v_end, 'infinity') > coalesce(r.end_date, 'infinity'))
+            OR (p_mask IS NOT NULL AND r.role = 'subsidiary')) THEN
+        v_counterpart := CASE WHEN r.urn <> p_key_urn THEN r.urn ELSE
+            (SELECT o.urn FROM registrations o
+              WHERE o.upn = r.upn AND o.urn <> r.urn
+                AND daterange(o.start_date, o.end_date, '[]')
+                    && daterange(r.start_date, v_end, '[]')
+              ORDER BY o.role = 'main' DESC, o.start_date LIMIT 1) END;
+    END IF;
+    IF v_counterpart IS NULL THEN
+        RETURN QUERY SELECT 200, dualreg_registration_apply(r.id, p_end_set, p_end, p_mask,
+                                                           p_eff, p_key_urn IS NULL);
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM registration_changes c
+                WHERE c.registration_id = r.id AND c.state = 'pending') THEN
+        PERFORM dualreg_fail(409, 'change-pending',
+            'a change to this registration already awaits a decision: withdraw it first');
+    END IF;
+    IF v_end IS DISTINCT FROM r.end_date THEN
+        PERFORM dualreg_registration_check_overlap(r.upn, r.urn, r.role, r.start_date, v_end,
+                                                   r.id, '/end_date', false);
+    END IF;
+    INSERT INTO registration_changes (registration_id, end_date_set, end_date, mask,
+                                      effective_from, requested_by, counterpart_urn,
+                                      expires_at, created_at)
+    VALUES (r.id, p_end_set, p_end, p_mask, CASE WHEN p_mask IS NOT NULL THEN p_eff END,
+            p_key_urn, v_counterpart, dualreg_now() + p_ttl, dualreg_now());
+    v_reg := dualreg_registration_json(r.id);
+    PERFORM dualreg_emit('registration.requested', r.upn, ARRAY[v_counterpart],
+                         dualreg_registration_event_data(r.id)
+                         || jsonb_build_object('requested_by', p_key_urn,
+                                               'pending_change', v_reg->'pending_change'));
+    RETURN QUERY SELECT 202, v_reg;
+END $$;
+
+-- The form dualregctl and earlier callers use (an administrator's change applies at
+-- once; the result is the registration).
+CREATE OR REPLACE FUNCTION dualreg_registration_patch(p_key_urn text, p_id bigint,
+                                                      p_end_set boolean, p_end date,
+                                                      p_mask integer, p_eff date)
+RETURNS jsonb
+LANGUAGE sql AS $$
+  SELECT u.body FROM dualreg_registration_update(p_key_urn, p_id, p_end_set, p_end, p_mask,
+                                                 p_eff, interval '14 days') u
+$$;
 
 -- POST /v1/pupils: 201 for a new pupil, 200 when the same UPN exists with the same
 -- data, 409 when it exists with other data (the fields that differ are named to admin

@@ -221,18 +221,25 @@ RETURNS TABLE (ord integer, type text, detail text) LANGUAGE sql STABLE AS $$
   SELECT 13, 'unknown-school',
          CASE WHEN NOT f.school_known THEN format('no school with URN %s', f.urn) END
   UNION ALL
-  SELECT 14, 'unknown-pupil',
+  -- A school's key learns nothing about pupils not on its roll: one answer whether the
+  -- UPN is unknown, registered elsewhere, or at this school on other dates. Admin keys
+  -- get the detailed rules that follow.
+  SELECT 14, 'pupil-not-on-roll',
+         CASE WHEN f.acting_urn IS NOT NULL AND NOT f.reg_ok
+              THEN format('no pupil with this UPN is on the roll of %s on %s', f.urn, f.date) END
+  UNION ALL
+  SELECT 15, 'unknown-pupil',
          CASE WHEN NOT f.pupil_known THEN format('no pupil with UPN %s', f.upn) END
   UNION ALL
-  SELECT 15, 'not-a-school-day',
+  SELECT 16, 'not-a-school-day',
          CASE WHEN extract(isodow FROM f.date) > 5
               THEN format('%s is a %s: there are no sessions', f.date,
                           trim(to_char(f.date, 'Day'))) END
   UNION ALL
-  SELECT 16, 'date-in-future',
+  SELECT 17, 'date-in-future',
          CASE WHEN f.date > f.today THEN format('%s is after today (%s)', f.date, f.today) END
   UNION ALL
-  SELECT 17, 'before-registration',
+  SELECT 18, 'before-registration',
          CASE WHEN NOT f.reg_ok AND EXISTS (
                      SELECT 1 FROM registrations rg
                       WHERE rg.upn = f.upn AND rg.urn = f.urn AND rg.start_date > f.date)
@@ -241,7 +248,7 @@ RETURNS TABLE (ord integer, type text, detail text) LANGUAGE sql STABLE AS $$
                             WHERE rg.upn = f.upn AND rg.urn = f.urn
                               AND rg.start_date > f.date), f.date) END
   UNION ALL
-  SELECT 18, 'not-registered',
+  SELECT 19, 'not-registered',
          CASE WHEN NOT f.reg_ok THEN coalesce(
                 (SELECT format('the pupil''s registration at %s ended on %s', f.urn,
                                max(rg.end_date))
@@ -250,25 +257,25 @@ RETURNS TABLE (ord integer, type text, detail text) LANGUAGE sql STABLE AS $$
                  HAVING count(*) > 0),
                 format('the pupil is not registered at %s on %s', f.urn, f.date)) END
   UNION ALL
-  SELECT 19, 'unknown-code',
+  SELECT 20, 'unknown-code',
          CASE WHEN f.code IS NULL OR NOT f.code_known
               THEN format('%s is not an attendance code', left(coalesce(f.code, ''), 8)) END
   UNION ALL
-  SELECT 20, 'code-not-valid-on-date',
+  SELECT 21, 'code-not-valid-on-date',
          CASE WHEN f.date < f.valid_from
               THEN format('code %s is only valid from %s', f.code, f.valid_from)
               WHEN f.date > f.valid_to
               THEN format('code %s was withdrawn after %s', f.code, f.valid_to) END
   UNION ALL
-  SELECT 21, 'minutes-late-not-allowed',
+  SELECT 22, 'minutes-late-not-allowed',
          CASE WHEN f.ml IS NOT NULL AND f.code NOT IN ('L', 'U')
               THEN format('minutes_late goes only with L or U, not %s', f.code) END
   UNION ALL
-  SELECT 22, 'minutes-late-out-of-range',
+  SELECT 23, 'minutes-late-out-of-range',
          CASE WHEN f.ml IS NOT NULL AND f.ml NOT BETWEEN 0 AND 600
               THEN 'minutes_late must be between 0 and 600' END
   UNION ALL
-  SELECT 23, 'd-not-expected',
+  SELECT 24, 'd-not-expected',
          CASE WHEN f.code = 'D' AND NOT f.dual_day
               THEN format('D is only for a dual-registered pupil; this pupil is not dual '
                           'registered on %s', f.date)
@@ -285,7 +292,7 @@ CREATE OR REPLACE FUNCTION dualreg_mark_write_rules(f dualreg_mark_facts, s mark
 RETURNS TABLE (ord integer, type text, detail text) LANGUAGE sql STABLE AS $$
   -- Changing a school's own mark needs a reason, unless the stored mark is a provisional
   -- N. (A derived D gives way to the school's own mark without one.)
-  SELECT 24, 'reason-required',
+  SELECT 25, 'reason-required',
          CASE WHEN s.code <> f.code AND s.code <> 'N' AND s.source <> 'derived'
                    AND coalesce(btrim(f.reason), '') = ''
               THEN format('changing %s to %s is an amendment: give a reason',

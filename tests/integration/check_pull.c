@@ -203,7 +203,8 @@ START_TEST(test_pages_applied_as_the_school)
 	const cJSON *rej = cJSON_GetObjectItem(st, "rejections");
 	ck_assert_int_eq(cJSON_GetArraySize(rej), 1);
 	const cJSON *err = cJSON_GetObjectItem(cJSON_GetArrayItem(rej, 0), "error");
-	ck_assert_str_eq(cJSON_GetObjectItem(err, "type")->valuestring, "unknown-pupil");
+	/* Applied as the school: a pupil not on its roll, known or not, is one answer. */
+	ck_assert_str_eq(cJSON_GetObjectItem(err, "type")->valuestring, "pupil-not-on-roll");
 	cJSON_Delete(st);
 	/* Both good marks are the PRU's, from the feed, in the register with history. */
 	ck_assert_int_eq(scalar("SELECT count(*) FROM marks WHERE upn = '" UPN "' AND urn = '" PRU

@@ -222,46 +222,88 @@ START_TEST(test_registration_authz)
 	pupil(b);
 	pupil(c);
 	const char *sched = "{\"wed\":[\"AM\",\"PM\"]}";
+	char main_start[16], sub_start[16], main_end[16];
+	snprintf(main_start, sizeof main_start, "%s", day(-20));
+	snprintf(sub_start, sizeof sub_start, "%s", day(-10));
+	snprintf(main_end, sizeof main_end, "%s", day(200));
 	/* Main: only that school (or admin). */
 	call("POST", "/v1/registrations", k_pru,
-	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"main\",\"start_date\":\"2025-09-01\"}", a,
-	     HOME);
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"main\",\"start_date\":\"%s\"}", a,
+	     HOME, main_start);
 	expect_problem(403, "forbidden");
-	long main_a = reg(k_home, a, HOME, "main", "2025-09-01", NULL, NULL);
-	reg(k_home, b, HOME, "main", "2025-09-01", NULL, NULL);
-	reg(k_admin, c, HOME, "main", "2025-09-01", NULL, NULL);
-	/* Subsidiary: the subsidiary school, the main school, or admin; not a third school. */
+	/* A school names a pupil it has never had on roll by the pupil's details. */
+	call("POST", "/v1/registrations", k_home,
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"main\",\"start_date\":\"%s\"}", a,
+	     HOME, main_start);
+	expect_problem(422, "unknown-pupil");
+	call("POST", "/v1/registrations", k_home,
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"main\",\"start_date\":\"%s\","
+	     "\"given_name\":\" ADA \",\"family_name\":\"Lovelacé\",\"date_of_birth\":\"2012-12-10\"}",
+	     a, HOME, main_start);
+	expect_status(201);
+	ck_assert_str_eq(jstr(R.json, "status"), "in_force");
+	long main_a = (long)cJSON_GetObjectItem(R.json, "id")->valuedouble;
+	call("POST", "/v1/registrations", k_home,
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"main\",\"start_date\":\"%s\","
+	     "\"given_name\":\"Ada\",\"family_name\":\"Lovelace\",\"date_of_birth\":\"2012-12-10\"}",
+	     b, HOME, main_start);
+	expect_status(201);
+	reg(k_admin, c, HOME, "main", main_start, NULL, NULL);
+	/* Subsidiary: the subsidiary school, the main school, or admin; not a third school.
+	 * A school's subsidiary is a request the other school confirms. */
 	call("POST", "/v1/registrations", k_other,
-	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"subsidiary\",\"start_date\":\"2026-01-05\","
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"subsidiary\",\"start_date\":\"%s\","
+	     "\"given_name\":\"Ada\",\"family_name\":\"Lovelace\",\"date_of_birth\":\"2012-12-10\","
 	     "\"schedule\":%s}",
-	     a, PRU, sched);
+	     a, PRU, sub_start, sched);
 	expect_problem(403, "forbidden");
-	long sub_a = reg(k_pru, a, PRU, "subsidiary", "2026-01-05", NULL, sched);
-	long sub_b = reg(k_home, b, PRU, "subsidiary", "2026-01-05", NULL, sched);
-	reg(k_admin, c, PRU, "subsidiary", "2026-01-05", NULL, sched);
+	call("POST", "/v1/registrations", k_pru,
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"subsidiary\",\"start_date\":\"%s\","
+	     "\"given_name\":\"Ada\",\"family_name\":\"Lovelace\",\"date_of_birth\":\"2012-12-10\","
+	     "\"schedule\":%s}",
+	     a, PRU, sub_start, sched);
+	expect_status(201);
+	ck_assert_str_eq(jstr(R.json, "status"), "pending");
+	ck_assert_str_eq(jstr(R.json, "awaiting"), HOME);
+	long sub_a = (long)cJSON_GetObjectItem(R.json, "id")->valuedouble;
+	confirm(sub_a, k_home);
+	long sub_b = reg(k_home, b, PRU, "subsidiary", sub_start, NULL, sched);
+	ck_assert_str_eq(jstr(R.json, "status"), "pending");
+	ck_assert_str_eq(jstr(R.json, "awaiting"), PRU);
+	confirm(sub_b, k_pru);
+	reg(k_admin, c, PRU, "subsidiary", sub_start, NULL, sched);
+	ck_assert_str_eq(jstr(R.json, "status"), "in_force");
 	ck_assert_int_gt(sub_b, sub_a);
-	/* A third school may register the pupil as subsidiary at itself, but not while
-	 * another subsidiary registration runs. */
+	/* A third school may ask to register the pupil as subsidiary at itself, but not
+	 * while another subsidiary registration runs; the answer names nothing of it. */
 	call("POST", "/v1/registrations", k_other,
-	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"subsidiary\",\"start_date\":\"2026-01-05\","
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"subsidiary\",\"start_date\":\"%s\","
+	     "\"given_name\":\"Ada\",\"family_name\":\"Lovelace\",\"date_of_birth\":\"2012-12-10\","
 	     "\"schedule\":%s}",
-	     a, OTHER, sched);
+	     a, OTHER, sub_start, sched);
 	expect_problem(409, "overlapping-registration");
+	ck_assert_str_eq(jstr(R.json, "detail"),
+			 "the pupil already has a subsidiary registration in that period");
 
-	/* PATCH: both schools of a subsidiary; a third school sees nothing (404). */
-	const char *patch = "{\"schedule\":{\"thu\":[\"AM\"]},\"effective_from\":\"2026-02-02\"}";
-	ck_assert_int_eq(call("PATCH", reg_path(sub_a), k_pru, "%s", patch), 200);
-	ck_assert_int_eq(call("PATCH", reg_path(sub_a), k_home, "%s", patch), 200);
-	ck_assert_int_eq(call("PATCH", reg_path(sub_a), k_admin, "%s", patch), 200);
-	call("PATCH", reg_path(sub_a), k_other, "%s", patch);
+	/* PATCH: both schools of a subsidiary; a school's schedule change waits for the
+	 * other school (202); a third school sees nothing (404). */
+	const char *patch = "{\"schedule\":{\"thu\":[\"AM\"]},\"effective_from\":\"%s\"}";
+	ck_assert_int_eq(call("PATCH", reg_path(sub_a), k_pru, patch, sub_start), 202);
+	ck_assert_str_eq(jstr(cJSON_GetObjectItem(R.json, "pending_change"), "awaiting"), HOME);
+	confirm(sub_a, k_home);
+	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(R.json, "pending_change")));
+	ck_assert_int_eq(call("PATCH", reg_path(sub_a), k_home, patch, sub_start), 202);
+	confirm(sub_a, k_pru);
+	ck_assert_int_eq(call("PATCH", reg_path(sub_a), k_admin, patch, sub_start), 200);
+	call("PATCH", reg_path(sub_a), k_other, patch, sub_start);
 	expect_problem(404, "not-found");
 	/* The main registration belongs to the home school: the PRU sees the pupil but may
-	 * not change it. */
-	call("PATCH", reg_path(main_a), k_pru, "{\"end_date\":\"2026-07-31\"}");
+	 * not change it. An earlier end date applies at once. */
+	call("PATCH", reg_path(main_a), k_pru, "{\"end_date\":\"%s\"}", main_end);
 	expect_problem(403, "forbidden");
-	call("PATCH", reg_path(main_a), k_other, "{\"end_date\":\"2026-07-31\"}");
+	call("PATCH", reg_path(main_a), k_other, "{\"end_date\":\"%s\"}", main_end);
 	expect_problem(404, "not-found");
-	ck_assert_int_eq(call("PATCH", reg_path(main_a), k_home, "{\"end_date\":\"2026-07-31\"}"),
+	ck_assert_int_eq(call("PATCH", reg_path(main_a), k_home, "{\"end_date\":\"%s\"}", main_end),
 			 200);
 	ck_assert(qnum("SELECT count(*) FROM registrations WHERE end_date IS NOT NULL") == 1);
 
@@ -320,6 +362,8 @@ START_TEST(test_derived_d_follows_registrations)
 	const char *all = "{\"mon\":[\"AM\",\"PM\"],\"tue\":[\"AM\",\"PM\"],\"wed\":[\"AM\","
 			  "\"PM\"],\"thu\":[\"AM\",\"PM\"],\"fri\":[\"AM\",\"PM\"]}";
 	long sub = reg(k_pru, upn, PRU, "subsidiary", start, NULL, all);
+	ck_assert_int_eq(qnum("SELECT count(*) FROM marks"), 0); /* a request: nothing yet */
+	confirm(sub, k_home);
 	long want = sessions(start, today);
 	ck_assert_int_ge(want, 20);
 	ck_assert_int_eq(derived(upn, HOME, start, today), want);
@@ -331,7 +375,8 @@ START_TEST(test_derived_d_follows_registrations)
 	/* From eff on, the pupil is expected at home (empty schedule): the home school's D
 	 * marks from eff disappear and the PRU gets them instead; never D at both. */
 	call("PATCH", reg_path(sub), k_home, "{\"schedule\":{},\"effective_from\":\"%s\"}", eff);
-	expect_status(200);
+	expect_status(202); /* the PRU's consent first */
+	confirm(sub, k_pru);
 	ck_assert_int_eq(derived(upn, HOME, start, eff_prev), sessions(start, eff_prev));
 	ck_assert_int_eq(derived(upn, HOME, eff, today), 0);
 	ck_assert_int_eq(derived(upn, PRU, eff, today), sessions(eff, today));

@@ -119,7 +119,8 @@ void pupil(const char *upn)
 	ck_assert_msg(s == 201 || s == 200, "%s", R.body);
 }
 
-/* Creates a registration as key; returns its id (asserting 201). */
+/* Creates a registration as key; returns its id (asserting 201). A school key's
+ * subsidiary is then pending (see confirm). */
 long reg(const char *token, const char *upn, const char *urn, const char *role,
 		const char *start, const char *end, const char *schedule)
 {
@@ -128,11 +129,29 @@ long reg(const char *token, const char *upn, const char *urn, const char *role,
 		snprintf(end_part, sizeof end_part, ",\"end_date\":\"%s\"", end);
 	if (schedule != NULL)
 		snprintf(sched_part, sizeof sched_part, ",\"schedule\":%s", schedule);
+	/* A school key proves it knows the pupil (every pupil() is Ada Lovelace). */
+	const char *who = token == k_admin ? ""
+					   : ",\"given_name\":\"Ada\",\"family_name\":\"Lovelace\","
+					     "\"date_of_birth\":\"2012-12-10\"";
 	call("POST", "/v1/registrations", token,
-	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"%s\",\"start_date\":\"%s\"%s%s}", upn, urn,
-	     role, start, end_part, sched_part);
+	     "{\"upn\":\"%s\",\"urn\":\"%s\",\"role\":\"%s\",\"start_date\":\"%s\"%s%s%s}", upn,
+	     urn, role, start, end_part, sched_part, who);
 	expect_status(201);
 	return (long)cJSON_GetObjectItemCaseSensitive(R.json, "id")->valuedouble;
+}
+
+void confirm(long id, const char *token)
+{
+	char path[80];
+	snprintf(path, sizeof path, "/v1/registrations/%ld/confirm", id);
+	call("POST", path, token, NULL);
+	expect_status(200);
+	ck_assert_str_eq(jstr(R.json, "status"), "in_force");
+}
+
+const char *day(int n)
+{
+	return q("SELECT dualreg_today() + %d", n);
 }
 
 /* The latest weekday in [today - a, today - b] (a > b >= 0, a - b >= 6). */

@@ -45,6 +45,10 @@ void school(const char *urn, const char *kind);
 void pupil(const char *upn);
 long reg(const char *token, const char *upn, const char *urn, const char *role,
 	 const char *start, const char *end, const char *schedule);
+/* Confirms registration id's pending request as key (asserting 200). */
+void confirm(long id, const char *token);
+/* A date n days from the database's today (negative: before), as text (static ring). */
+const char *day(int n);
 /* The latest weekday in [today - a, today - b] (a - b >= 6). */
 const char *weekday_between(int a, int b);
 
