@@ -41,6 +41,9 @@ SELECT p.upn, CASE WHEN extract(isodow FROM d) <= 3 THEN '100001' ELSE '100002' 
  WHERE extract(isodow FROM d) <= 5 AND p.family_name LIKE 'Number %'
 ON CONFLICT DO NOTHING;
 SQL
+# Statistics, as a database in service has them (autovacuum would gather them a minute
+# later): without them the planner guesses the seeded tables are empty.
+psql -q "$url" -c ANALYZE
 
 port=$(( 20000 + RANDOM % 20000 ))
 cat > "$tmp/dualreg.conf" <<CONF
