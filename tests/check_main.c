@@ -48,6 +48,7 @@ int main(void)
 	srunner_add_suite(sr, changes_suite());
 	srunner_add_suite(sr, fuzz_regressions_suite());
 	srunner_add_suite(sr, consent_matrix_suite());
+	srunner_add_suite(sr, consent_scenarios_suite());
 	srunner_add_suite(sr, consent_core_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);

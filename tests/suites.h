@@ -45,7 +45,8 @@ Suite *reads_suite(void);
 Suite *changes_suite(void); /* the change feed, on the reads fixture */
 Suite *listen_suite(void);
 Suite *fuzz_regressions_suite(void); /* the defects of the fuzzing run of 2026-11-28 */
-Suite *consent_matrix_suite(void); /* issue 10: every key against every pupil-data route */
-Suite *consent_core_suite(void); /* issue 10: requests, decisions, expiry, no oracles */
+Suite *consent_matrix_suite(void); /* every key against every pupil-data route, by phase */
+Suite *consent_scenarios_suite(void); /* the named cases on the same placement */
+Suite *consent_core_suite(void); /* requests, decisions, expiry, no oracles */
 
 #endif

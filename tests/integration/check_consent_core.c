@@ -1,6 +1,6 @@
 /*
- * consent_core (issue 10): the core of registrations by consent, on the registry
- * fixture (HOME, PRU, OTHER and their keys). The issue's reproduction (a school
+ * consent_core: the core of registrations by consent, on the registry
+ * fixture (HOME, PRU, OTHER and their keys). The probe that once leaked (a school
  * registering another school's pupil as main from 1900) refused with the answers an
  * unknown UPN gets; a subsidiary asked for by the PRU that counts for nothing until the
  * home school confirms it; confirm, decline, withdraw and expiry (by SQL and by the
@@ -69,7 +69,7 @@ static long pru_request(const char *upn, const char *start)
 	return (long)cJSON_GetObjectItem(R.json, "id")->valuedouble;
 }
 
-/* The issue: OTHER, a school with nothing to do with the pupil, registers her as main
+/* The probe that once leaked: OTHER, a school with nothing to do with the pupil, registers her as main
  * from 1900 to read her history. Every step is refused, and each answer is the one an
  * unknown UPN gets. */
 START_TEST(test_issue_reproduction)
