@@ -37,16 +37,16 @@ BEGIN
     END IF;
 END $$;
 
--- Locks the pending request of registration p_id: the registration itself when it is
--- pending (returns NULL), else its pending change (returns the change's id). 404 when
--- the key may not see the registration; 409 nothing-pending when nothing awaits a
--- decision (a request past its expiry counts as expired even before
--- dualreg_expire_requests records it).
-CREATE OR REPLACE FUNCTION dualreg_request_lock(p_key_urn text, p_id bigint) RETURNS bigint
+-- Locks the pending request of registration p_id and returns the registration (r) and,
+-- when what awaits a decision is a change of it rather than the registration itself,
+-- that change (c; a row of NULLs otherwise). 404 when the key may not see the
+-- registration; 409 nothing-pending when nothing awaits a decision (a request past its
+-- expiry counts as expired even before dualreg_expire_requests records it).
+DROP FUNCTION IF EXISTS dualreg_request_lock(text, bigint);
+CREATE OR REPLACE FUNCTION dualreg_request_lock(p_key_urn text, p_id bigint,
+                                                OUT r registration_records,
+                                                OUT c registration_changes)
 LANGUAGE plpgsql AS $$
-DECLARE
-    r registration_records;
-    v_change bigint;
 BEGIN
     SELECT * INTO r FROM registration_records g WHERE g.id = p_id;
     IF NOT FOUND OR NOT dualreg_request_visible(r, p_key_urn) THEN
@@ -55,17 +55,16 @@ BEGIN
     PERFORM dualreg_lock_pupil(r.upn);
     SELECT * INTO r FROM registration_records g WHERE g.id = p_id FOR UPDATE;
     IF r.state = 'pending' AND r.expires_at > dualreg_now() THEN
-        RETURN NULL;
+        RETURN;
     END IF;
-    SELECT x.id INTO v_change FROM registration_changes x
+    SELECT * INTO c FROM registration_changes x
      WHERE x.registration_id = p_id AND x.state = 'pending' AND r.state = 'in_force'
        AND x.expires_at > dualreg_now()
        FOR UPDATE;
-    IF v_change IS NULL THEN
+    IF c.id IS NULL THEN
         PERFORM dualreg_fail(409, 'nothing-pending',
             format('registration %s has no request awaiting a decision', p_id));
     END IF;
-    RETURN v_change;
 END $$;
 
 -- What a pending change would do, for the events about it.
@@ -88,16 +87,15 @@ CREATE OR REPLACE FUNCTION dualreg_registration_confirm(p_key_urn text, p_id big
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    l record; -- dualreg_request_lock's (r, c)
     r registration_records;
     c registration_changes;
     v_main registrations;
     v_reg registrations;
 BEGIN
-    c.id := dualreg_request_lock(p_key_urn, p_id);
-    SELECT * INTO r FROM registration_records g WHERE g.id = p_id;
-    IF c.id IS NOT NULL THEN
-        SELECT * INTO c FROM registration_changes x WHERE x.id = c.id;
-    END IF;
+    SELECT * INTO l FROM dualreg_request_lock(p_key_urn, p_id);
+    r := l.r;
+    c := l.c;
     IF c.id IS NULL THEN
         PERFORM dualreg_request_decider(r.requested_by, r.counterpart_urn, p_key_urn);
         IF r.role = 'subsidiary' THEN
@@ -135,14 +133,13 @@ CREATE OR REPLACE FUNCTION dualreg_registration_decline(p_key_urn text, p_id big
                                                         p_reason text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    l record; -- dualreg_request_lock's (r, c)
     r registration_records;
     c registration_changes;
 BEGIN
-    c.id := dualreg_request_lock(p_key_urn, p_id);
-    SELECT * INTO r FROM registration_records g WHERE g.id = p_id;
-    IF c.id IS NOT NULL THEN
-        SELECT * INTO c FROM registration_changes x WHERE x.id = c.id;
-    END IF;
+    SELECT * INTO l FROM dualreg_request_lock(p_key_urn, p_id);
+    r := l.r;
+    c := l.c;
     IF c.id IS NULL THEN
         PERFORM dualreg_request_decider(r.requested_by, r.counterpart_urn, p_key_urn);
         UPDATE registration_records
@@ -170,16 +167,15 @@ CREATE OR REPLACE FUNCTION dualreg_registration_withdraw(p_key_urn text, p_id bi
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    l record; -- dualreg_request_lock's (r, c)
     r registration_records;
     c registration_changes;
     v_by text;
     v_to text;
 BEGIN
-    c.id := dualreg_request_lock(p_key_urn, p_id);
-    SELECT * INTO r FROM registration_records g WHERE g.id = p_id;
-    IF c.id IS NOT NULL THEN
-        SELECT * INTO c FROM registration_changes x WHERE x.id = c.id;
-    END IF;
+    SELECT * INTO l FROM dualreg_request_lock(p_key_urn, p_id);
+    r := l.r;
+    c := l.c;
     v_by := CASE WHEN c.id IS NULL THEN r.requested_by ELSE c.requested_by END;
     v_to := CASE WHEN c.id IS NULL THEN r.counterpart_urn ELSE c.counterpart_urn END;
     IF p_key_urn IS NOT NULL AND p_key_urn IS DISTINCT FROM v_by THEN
