@@ -199,7 +199,7 @@ static void read_pull(struct api_req *r, struct jf *j, const cJSON *body, const 
 		char host[256], why[200];
 		if (!cJSON_IsString(u) || strlen(u->valuestring) > 2000) {
 			jf_fail(j, "invalid-url", "", "pull_url", "an https URL of at most 2000 bytes");
-		} else if (endpoint_check_url(u->valuestring, cfg->outbound_allow_http, host,
+		} else if (endpoint_check_url(u->valuestring, cfg->pull_allow_http, host,
 					      sizeof host, why, sizeof why) != 0) {
 			jf_fail(j, "invalid-url", "", "pull_url", "%s", why);
 		} else {

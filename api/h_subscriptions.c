@@ -175,7 +175,7 @@ static void resolved(int result, struct evutil_addrinfo *ai, void *arg)
 	if (result != 0) {
 		snprintf(c->refusal, sizeof c->refusal, "the endpoint's host does not resolve: %s",
 			 evutil_gai_strerror(result));
-	} else if (!c->r->env->cfg->outbound_allow_private) {
+	} else if (!c->r->env->cfg->webhook_allow_private) {
 		for (struct evutil_addrinfo *p = ai; p != NULL; p = p->ai_next) {
 			if (httpc_address_is_private(p->ai_addr)) {
 				char ip[INET6_ADDRSTRLEN] = "?";
@@ -248,7 +248,7 @@ void h_subscriptions_create(struct api_req *r)
 		bad = true;
 	} else {
 		char why[200];
-		if (endpoint_check_url(url->valuestring, cfg->outbound_allow_http, host, sizeof host,
+		if (endpoint_check_url(url->valuestring, cfg->webhook_allow_http, host, sizeof host,
 				       why, sizeof why) != 0) {
 			problem_add_error(problem, "/url", why);
 			bad = true;

@@ -61,7 +61,6 @@ burst = 1000000
 [webhooks]
 max_in_flight = 16
 per_subscription = 16
-[outbound]
 allow_http = true
 allow_private = true
 CONF

@@ -53,6 +53,8 @@ static const struct cfg_key cfg_keys[] = {
      LIVE},
     {"server", "drain_timeout", CFG_DURATION, OFF(drain_timeout_ms), 0, 600000, "10s", LIVE},
     {"server", "max_requests", CFG_UINT, OFF(max_requests), 1, 100000, "1024", LIVE},
+    {"server", "max_connections", CFG_UINT, OFF(max_connections), 1, 1000000, "4096", LIVE},
+    {"server", "read_timeout", CFG_DURATION, OFF(read_timeout_ms), 100, 600000, "10s", LIVE},
     {"database", "url", CFG_STRING, OFF(database_url), 0, 0, "dbname=dualreg", RESTART},
     {"database", "pool_size", CFG_UINT, OFF(pool_size), 1, 64, "4", RESTART},
     {"database", "connect_timeout", CFG_DURATION, OFF(connect_timeout_ms), 100, 120000, "5s",
@@ -62,18 +64,27 @@ static const struct cfg_key cfg_keys[] = {
     {"limits", "rate", CFG_UINT, OFF(rate_per_second), 1, 1000000, "50", LIVE},
     {"limits", "burst", CFG_UINT, OFF(rate_burst), 1, 1000000, "200", LIVE},
     {"limits", "key_cache_ttl", CFG_DURATION, OFF(key_cache_ttl_ms), 0, 3600000, "10s", LIVE},
+    {"limits", "auth_failure_rate", CFG_UINT, OFF(auth_failure_rate), 1, 1000000, "2", LIVE},
+    {"limits", "auth_failure_burst", CFG_UINT, OFF(auth_failure_burst), 1, 1000000, "20",
+     LIVE},
+    {"limits", "trusted_proxies", CFG_OPTSTRING, OFF(trusted_proxies), 0, 0, "", LIVE},
+    {"limits", "max_waits", CFG_UINT, OFF(max_waits_per_key), 1, 100000, "8", LIVE},
     {"webhooks", "timeout", CFG_DURATION, OFF(webhook_timeout_ms), 100, 300000, "15s", LIVE},
     {"webhooks", "retry_schedule", CFG_SCHEDULE, OFF(webhook_schedule_ms), 10, 7 * 86400000ul,
      "5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h, 24h", LIVE},
     {"webhooks", "max_in_flight", CFG_UINT, OFF(webhook_max_in_flight), 1, 10000, "64", LIVE},
     {"webhooks", "per_subscription", CFG_UINT, OFF(webhook_per_subscription), 1, 1000, "4",
      LIVE},
-    {"outbound", "allow_http", CFG_BOOL, OFF(outbound_allow_http), 0, 1, "false", LIVE},
-    {"outbound", "allow_private", CFG_BOOL, OFF(outbound_allow_private), 0, 1, "false", LIVE},
+    {"webhooks", "allow_http", CFG_BOOL, OFF(webhook_allow_http), 0, 1, "false", LIVE},
+    {"webhooks", "allow_private", CFG_BOOL, OFF(webhook_allow_private), 0, 1, "false", LIVE},
     {"outbound", "ca_file", CFG_OPTSTRING, OFF(outbound_ca_file), 0, 0, "", LIVE},
+    {"outbound", "proxy", CFG_OPTSTRING, OFF(outbound_proxy), 0, 0, "", LIVE},
     {"pull", "timeout", CFG_DURATION, OFF(pull_timeout_ms), 100, 300000, "30s", LIVE},
     {"pull", "max_page_size", CFG_SIZE, OFF(pull_max_page), 1024, 64ul << 20, "8M", LIVE},
     {"pull", "max_concurrent", CFG_UINT, OFF(pull_max_concurrent), 1, 256, "4", LIVE},
+    {"pull", "allow_http", CFG_BOOL, OFF(pull_allow_http), 0, 1, "false", LIVE},
+    {"pull", "allow_private", CFG_BOOL, OFF(pull_allow_private), 0, 1, "false", LIVE},
+    {"secrets", "key_file", CFG_OPTSTRING, OFF(secrets_key_file), 0, 0, "", LIVE},
     {"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0, "00:05", LIVE},
     {"metrics", "token", CFG_OPTSTRING, OFF(metrics_token), 0, 0, "", LIVE},
     {"alerts", "missing_grace", CFG_DURATION, OFF(alert_missing_grace_ms), 0, 86400000, "30m",
@@ -214,6 +225,12 @@ void cfg_free(struct config *cfg)
 	cfg->database_url = NULL;
 	free(cfg->outbound_ca_file);
 	cfg->outbound_ca_file = NULL;
+	free(cfg->outbound_proxy);
+	cfg->outbound_proxy = NULL;
+	free(cfg->trusted_proxies);
+	cfg->trusted_proxies = NULL;
+	free(cfg->secrets_key_file);
+	cfg->secrets_key_file = NULL;
 	free(cfg->metrics_token);
 	cfg->metrics_token = NULL;
 }
@@ -497,6 +514,13 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
 	}
 	if (section[0] == '\0')
 		snprintf(p->why, sizeof p->why, "%s: key outside any [section]", name);
+	else if (strcmp(section, "outbound") == 0 &&
+		 (strcmp(name, "allow_http") == 0 || strcmp(name, "allow_private") == 0))
+		/* one switch for webhooks and feeds alike let a school's private feed open
+		 * private addresses to every school's webhooks; there are two now */
+		snprintf(p->why, sizeof p->why,
+			 "[outbound] %s: moved; set [webhooks] %s and/or [pull] %s", name, name,
+			 name);
 	else
 		snprintf(p->why, sizeof p->why, "[%s] %s: unknown key", section, name);
 	p->failed = true;

@@ -68,8 +68,8 @@ static struct outbox_opts outbox_opts_from(const struct config *cfg)
 	    .poll_ms = 1000,
 	    .schedule_len = cfg->webhook_schedule_len,
 	    .max_retry_after_s = 86400,
-	    .allow_http = cfg->outbound_allow_http,
-	    .allow_private = cfg->outbound_allow_private,
+	    .allow_http = cfg->webhook_allow_http,
+	    .allow_private = cfg->webhook_allow_private,
 	    .ca_file = cfg->outbound_ca_file,
 	};
 	memcpy(o.schedule_ms, cfg->webhook_schedule_ms, sizeof o.schedule_ms);

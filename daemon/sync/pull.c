@@ -239,8 +239,8 @@ static void fetch(struct pull_run *r)
 	    .timeout_ms = cfg->pull_timeout_ms,
 	    .max_response = cfg->pull_max_page,
 	    .fail_over_max = true,
-	    .allow_http = cfg->outbound_allow_http,
-	    .allow_private = cfg->outbound_allow_private,
+	    .allow_http = cfg->pull_allow_http,
+	    .allow_private = cfg->pull_allow_private,
 	    .ca_file = cfg->outbound_ca_file,
 	};
 	r->xfer = httpc_start(r->p->http, &req, fetched, r);

@@ -25,6 +25,8 @@ struct config {
 	unsigned request_timeout_ms;
 	unsigned drain_timeout_ms;
 	unsigned max_requests; /* requests in progress at once */
+	unsigned max_connections; /* open client connections at once */
+	unsigned read_timeout_ms; /* a whole request (line, headers, body) must arrive in this */
 	/* [database] */
 	char *database_url; /* libpq conninfo or URI; owned */
 	unsigned pool_size;
@@ -35,20 +37,29 @@ struct config {
 	/* [limits] per API key: a token bucket */
 	unsigned rate_per_second;
 	unsigned rate_burst;
+	unsigned auth_failure_rate;  /* failed authentications per second per client address */
+	unsigned auth_failure_burst; /* ... and in a burst */
+	char *trusted_proxies;       /* addresses whose X-Forwarded-For is believed; owned */
+	unsigned max_waits_per_key;  /* long polls (wait=) in progress per API key */
 	/* [webhooks] */
 	unsigned webhook_timeout_ms;
 	unsigned webhook_schedule_ms[CFG_SCHEDULE_MAX]; /* retry delays after attempt 1, 2... */
 	unsigned webhook_schedule_len;
 	unsigned webhook_max_in_flight;
 	unsigned webhook_per_subscription;
+	bool webhook_allow_http;    /* plain http endpoints (tests, trusted networks) */
+	bool webhook_allow_private; /* loopback/private/link-local endpoints */
 	/* [outbound] webhook endpoints and pulled feeds alike */
-	bool outbound_allow_http;    /* plain http endpoints (tests, trusted networks) */
-	bool outbound_allow_private; /* loopback/private/link-local endpoints */
-	char *outbound_ca_file;      /* NULL: the system trust store; owned */
+	char *outbound_ca_file; /* NULL: the system trust store; owned */
+	char *outbound_proxy;   /* NULL: no proxy (the environment's *_proxy are ignored) */
 	/* [pull] MIS feeds */
 	unsigned pull_timeout_ms;     /* one page request */
 	size_t pull_max_page;         /* bytes; a larger page is an error */
 	unsigned pull_max_concurrent; /* feeds read at once by this daemon */
+	bool pull_allow_http;         /* plain http feeds */
+	bool pull_allow_private;      /* feeds at private addresses, for every school */
+	/* [secrets] */
+	char *secrets_key_file; /* keys that encrypt webhook secrets and pull tokens; owned */
 	unsigned key_cache_ttl_ms; /* how long a looked-up API key is trusted */
 	/* [alerts] */
 	unsigned alert_missing_grace_ms;  /* after register close, before attendance.missing */

@@ -76,7 +76,7 @@ static void setup(void)
 	have_resp = false;
 	make_valid_upn(upn);
 	th_db_create_migrated(url, sizeof url);
-	th_daemon_start(&d, url, "[outbound]\nallow_http = true\nallow_private = true\n", false);
+	th_daemon_start(&d, url, "[webhooks]\nallow_http = true\nallow_private = true\n[pull]\nallow_http = true\nallow_private = true\n", false);
 	th_key_create(url, NULL, admin, sizeof admin);
 	ck_assert_int_eq(api("POST", "/v1/schools",
 			     "{\"urn\":\"" URN "\",\"name\":\"Fuzz School\",\"kind\":\"pru\"}", NULL),

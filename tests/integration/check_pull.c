@@ -125,7 +125,7 @@ static void setup(void)
 	th_key_create(url, HOME, home_key, sizeof home_key);
 	th_key_create(url, PRU, pru_key, sizeof pru_key);
 	th_daemon_start(&d, url,
-			"[outbound]\nallow_http = true\nallow_private = true\n[pull]\ntimeout = 5s\n",
+			"[webhooks]\nallow_http = true\nallow_private = true\n[pull]\nallow_http = true\nallow_private = true\n[pull]\ntimeout = 5s\n",
 			false);
 }
 

@@ -91,7 +91,7 @@ static void setup(void)
 	/* A failed delivery is retried an hour later and missing-mark alerts wait a day, so
 	 * once the first attempts have failed nothing changes under the assertions. */
 	th_daemon_start(&d, url,
-			"[outbound]\nallow_http = true\nallow_private = true\n"
+			"[webhooks]\nallow_http = true\nallow_private = true\n[pull]\nallow_http = true\nallow_private = true\n"
 			"[webhooks]\nretry_schedule = 1h\n[pull]\ntimeout = 5s\n"
 			"[alerts]\nmissing_grace = 24h\ncheck_interval = 1h\n",
 			false);

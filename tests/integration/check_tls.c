@@ -123,7 +123,7 @@ static long scalar(const char *sql, char *text, size_t len)
 
 START_TEST(test_unknown_issuer_is_refused)
 {
-	th_daemon_start(&d, url, "[outbound]\nallow_private = true\n", false);
+	th_daemon_start(&d, url, "[webhooks]\nallow_private = true\n[pull]\nallow_private = true\n[outbound]\n", false);
 	subscribe_and_emit();
 	char err[512] = "";
 	double deadline = th_now() + 15;
@@ -145,7 +145,7 @@ END_TEST
 START_TEST(test_configured_ca_is_trusted)
 {
 	char ini[800];
-	snprintf(ini, sizeof ini, "[outbound]\nallow_private = true\nca_file = %s/ca.pem\n", dir);
+	snprintf(ini, sizeof ini, "[webhooks]\nallow_private = true\n[pull]\nallow_private = true\n[outbound]\nca_file = %s/ca.pem\n", dir);
 	th_daemon_start(&d, url, ini, false);
 	subscribe_and_emit();
 	double deadline = th_now() + 15;

@@ -93,7 +93,7 @@ static void setup(void)
 	th_key_create(url, "100001", home, sizeof home);
 	th_key_create(url, "100002", pru, sizeof pru);
 	th_daemon_start(&d, url,
-			"[outbound]\nallow_http = true\nallow_private = true\n"
+			"[webhooks]\nallow_http = true\nallow_private = true\n[pull]\nallow_http = true\nallow_private = true\n"
 			"[webhooks]\nretry_schedule = 100ms, 100ms\n"
 			"[alerts]\ncheck_interval = 200ms\nmissing_grace = 0s\n",
 			false);
@@ -453,7 +453,7 @@ START_TEST(test_kill_9_loses_nothing)
 	char secret[128], id[16];
 	subscribe_home(secret, sizeof secret, id, sizeof id);
 	th_daemon_stop(&d, SIGTERM);
-	const char *ini = "[outbound]\nallow_http = true\nallow_private = true\n"
+	const char *ini = "[webhooks]\nallow_http = true\nallow_private = true\n[pull]\nallow_http = true\nallow_private = true\n"
 			  "[webhooks]\ntimeout = 1s\nretry_schedule = 100ms, 100ms, 100ms\n";
 	th_daemon_start(&d, url, ini, false);
 	th_sql(url, "SELECT dualreg_emit('mark.recorded', 'K' || lpad(i::text, 12, '0'), "
@@ -495,7 +495,7 @@ START_TEST(test_two_daemons_share_the_work)
 	char secret[128], id[16];
 	subscribe_home(secret, sizeof secret, id, sizeof id);
 	th_daemon_stop(&d, SIGTERM);
-	const char *ini = "[outbound]\nallow_http = true\nallow_private = true\n"
+	const char *ini = "[webhooks]\nallow_http = true\nallow_private = true\n[pull]\nallow_http = true\nallow_private = true\n"
 			  "[webhooks]\ntimeout = 1s\nretry_schedule = 100ms, 100ms\n"
 			  "[alerts]\ncheck_interval = 100ms\nmissing_grace = 0s\n";
 	struct th_daemon d2;

@@ -37,7 +37,7 @@ void cm_setup(void)
 {
 	th_db_create_migrated(rg_url, sizeof rg_url);
 	th_daemon_start(&rg_d, rg_url,
-			"[outbound]\nallow_http = true\nallow_private = true\n"
+			"[webhooks]\nallow_http = true\nallow_private = true\n[pull]\nallow_http = true\nallow_private = true\n"
 			"[webhooks]\nretry_schedule = 100ms, 100ms\n"
 			"[alerts]\ncheck_interval = 200ms\n",
 			false);
