@@ -5,6 +5,8 @@
 #                 run dualregd on 127.0.0.1:8080
 #   make check    the same set-up against a throw-away cluster, then every test
 #   make check SAN=1   the tests built with AddressSanitizer + UBSan
+#   make fuzz     build the libFuzzer harnesses of tests/fuzz with clang (installed when
+#                 missing) and run each for FUZZ_SECONDS (default 60); see README, Fuzzing
 #   make lint-openapi  lint api/openapi.yaml (Redocly CLI, pinned in package-lock.json;
 #                 installed into ./node_modules with npm ci; needs Node.js >= 20.19)
 #   make stop     stop the private cluster started by `make run`
@@ -54,8 +56,8 @@ DAEMON_SRCS = daemon/main.c
 CTL_SRCS    = $(sort $(wildcard ctl/*.c))
 TEST_SRCS   = $(wildcard tests/*.c tests/integration/*.c)
 
-CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/db/migrate.c \
-                daemon/auth_token.c $(sort $(wildcard daemon/domain/*.c))
+CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/net_ranges.c \
+                daemon/db/migrate.c daemon/auth_token.c daemon/secret_box.c $(sort $(wildcard daemon/domain/*.c))
 CORE_OBJS   = $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CTL_CORE_OBJS = $(CTL_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
@@ -75,24 +77,30 @@ FUNCTIONS_CHECKSUM = $(shell cat /dev/null $(FUNCTIONS) | sha256sum | cut -c1-64
 DATABASE_URL_FILE = var/database_url
 RUN_CONFIG ?= config/dualreg.conf.example
 
-.PHONY: all run run-inner check check-inner lint-openapi stop install clean deps bench bench-inner
+.PHONY: all run run-inner check check-inner lint-openapi stop install clean deps bench bench-inner \
+        fuzz fuzz-inner fuzz-merge fuzz-replay
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/dualregd $(BUILD)/dualregctl
 
-$(BUILD)/gen/schema_version.h: $(MIGRATIONS) Makefile
+# The generated headers are written on every make but replaced only when their text
+# changes, so a renamed or removed step or function file is noticed and nothing is
+# rebuilt when nothing changed.
+$(BUILD)/gen/schema_version.h: FORCE
 	@mkdir -p $(@D)
 	@echo '/* generated from sql/schema: the newest migration number */' > $@.tmp
 	@echo '#define DUALREG_SCHEMA_VERSION $(SCHEMA_VERSION)' >> $@.tmp
-	@mv $@.tmp $@
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 # Only the few files that include it (through version.h) are rebuilt when a function
 # changes: the compiler's dependency files track it once it exists.
-$(BUILD)/gen/sql_functions.h: $(FUNCTIONS) Makefile
+$(BUILD)/gen/sql_functions.h: FORCE
 	@mkdir -p $(@D)
 	@echo '/* generated from sql/functions: the checksum migrate records for them */' > $@.tmp
 	@echo '#define DUALREG_FUNCTIONS_CHECKSUM "$(FUNCTIONS_CHECKSUM)"' >> $@.tmp
-	@mv $@.tmp $@
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+FORCE:
 
 $(BUILD)/%.o: %.c $(BUILD)/gen/schema_version.h | $(BUILD)/gen/sql_functions.h
 	@mkdir -p $(@D)
@@ -112,6 +120,46 @@ $(BUILD)/check_dualreg: $(CORE_OBJS) $(TEST_OBJS)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm $(CHECK_LIBS)
 
 -include $(ALL_OBJS:.o=.d)
+
+# ---- fuzzing (tests/fuzz): one harness per reader of outside input ----
+# Each tests/fuzz/fuzz_<name>.c is linked twice: with tests/fuzz/replay.c by the normal
+# compiler as fuzz-replay-<name> (make check replays tests/fuzz/corpus/<name> through it,
+# with the sanitizers under SAN=1), and by `make fuzz` with libFuzzer as
+# build/fuzz/fuzzer-<name>, which fuzzes for FUZZ_SECONDS from that corpus; what it finds
+# goes to build/fuzz/corpus, crashes to build/fuzz/crashes (tests/fuzz/run.sh).
+FUZZ_NAMES   = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SECONDS ?= 60
+FUZZ_OBJS    = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/replay.o
+FUZZ_LIBOBJS = $(CORE_OBJS) $(BUILD)/ctl/pupil_csv.o
+REPLAY_BINS  = $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay-%)
+FUZZ_FLAGS   = -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+-include $(FUZZ_OBJS:.o=.d)
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz-replay: $(REPLAY_BINS)
+
+$(BUILD)/fuzz-replay-%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(FUZZ_LIBOBJS)
+	@echo "  LD  $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/fuzzer-%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_LIBOBJS)
+	@echo "  LD  $@"
+	@$(CC) $(LDFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) -lm
+
+# clang and its libFuzzer are needed here only (scripts/deps.sh --fuzz), not by check.
+fuzz:
+	@scripts/deps.sh --fuzz
+	@$(MAKE) --no-print-directory fuzz-inner BUILD=build/fuzz SAN= CC=clang \
+	  CFLAGS="$(FUZZ_FLAGS)" LDSAN= WARN="$(filter-out -Werror,$(WARN))"
+
+fuzz-inner: $(FUZZ_NAMES:%=$(BUILD)/fuzzer-%)
+	@tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+# After `make fuzz`: copies the inputs that reach new code into tests/fuzz/corpus.
+fuzz-merge:
+	@tests/fuzz/run.sh --merge build/fuzz $(FUZZ_NAMES)
 
 deps:
 	@scripts/deps.sh
@@ -154,7 +202,7 @@ bench-inner: all $(BENCH_BINS)
 check: deps
 	@$(MAKE) --no-print-directory check-inner
 
-check-inner: all $(BUILD)/check_dualreg lint-openapi
+check-inner: all $(BUILD)/check_dualreg $(REPLAY_BINS) lint-openapi
 	@scripts/check.sh $(BUILD) $(if $(filter 1,$(SAN)),san,)
 
 # The linter is a development tool from npm, pinned by package-lock.json; npm ci runs

@@ -1,53 +1,78 @@
 /*
  * auth: the authenticate, authorize and rate-limit stages (see auth.h): bearer-token
- * authentication with a small in-memory cache, the route's access level, and per-key
- * rate limiting.
+ * authentication with small in-memory caches, a limit on failed authentications per
+ * client address, the route's access level, and per-key rate limiting.
  *
- * Why a cache: looking a key up costs a database round trip, and most requests (status
- * polls) are otherwise answered without one. Entries live [limits] key_cache_ttl
- * (configurable, reloadable), which bounds how long a revoked key keeps working.
- * Unknown tokens are not cached, so a new key works at once.
+ * Why caches: looking a key up costs a database round trip, and most requests (status
+ * polls) are otherwise answered without one. A key found is kept for [limits]
+ * key_cache_ttl; so is a token found to name no key (the negative cache), so that a
+ * client repeating an unknown or revoked token costs no query either. A malformed
+ * token (not "drk_" and 43 base64url characters) never reaches the database.
  *
- * The rate limit is a token bucket per key id (rate/s, burst), in this process's
- * memory: with several daemons behind a balancer each enforces it separately.
- * Both tables are fixed-size open-addressing hash tables; when one fills up it is
- * cleared, which costs at most one extra lookup per active key.
+ * Why the caches stay true: every change to api_keys (a revocation, a new or deleted
+ * key) notifies the channel dualreg_keys (sql/functions/15_keys.sql). The daemon's key
+ * listener (api_key_cache_follow) counts notifications and reconnections; an entry is
+ * trusted only while that count is the one it was looked up at, so a revocation takes
+ * effect on the next request, and a lookup that was in flight when it arrived is not
+ * cached. The listener's waiter also empties both caches. While the listener is
+ * disconnected, key_cache_ttl bounds how long an entry is trusted; its reconnection
+ * invalidates every entry, as notifications may have been lost.
+ *
+ * Failed authentications (a malformed, unknown or revoked token, or another scheme
+ * than Bearer; a request with no Authorization at all is no attempt and not counted)
+ * are limited per client address: a token bucket of [limits] auth_failure_burst refilled at
+ * auth_failure_rate per second, charged by each failure. An address whose bucket is
+ * empty is answered 429 before its token is even looked at, whatever the token: a
+ * valid key from that address waits too, which keeps the check ahead of any lookup and
+ * gives someone guessing keys nothing to learn. A token that needs a database lookup is
+ * charged before the query and refunded when it names a key (or the database fails),
+ * so concurrent guesses from one address cost at most a burst of queries.
+ *
+ * The client address is the peer's, or, when the peer is one of [limits]
+ * trusted_proxies, the right-most address of X-Forwarded-For that is not one of them.
+ * IPv6 clients are counted by their /64, the block one subscriber usually holds.
+ *
+ * The per-key rate limit is a token bucket per key id (rate/s, burst). All buckets are
+ * in this process's memory: with several daemons behind a balancer each enforces them
+ * separately. The caches and the address table are set-associative (a slot in a set of
+ * eight, the oldest entry replaced when the set is full); the key-id table is an
+ * open-addressing table cleared when it fills up, which costs at most one extra lookup
+ * per active key.
  */
 #include "auth.h"
 
+#include <sys/queue.h> /* before libevent's headers, which define TAILQ_* otherwise */
+
+#include <arpa/inet.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "dualreg/api.h"
 #include "dualreg/auth_token.h"
 #include "dualreg/config.h"
+#include "dualreg/listen.h"
+#include "dualreg/log.h"
 #include "dualreg/metrics.h"
+#include "dualreg/net_ranges.h"
+#include "dualreg/xalloc.h"
 #include "request.h"
 
-#define TABLE_SIZE 4096 /* power of two */
-
-struct key_entry {
-	char hash[AUTH_HASH_HEX]; /* "" when empty */
-	double fetched;           /* monotonic seconds */
-	struct api_key key;
-};
-
-struct bucket {
-	long long key_id; /* 0 when empty */
-	double tokens;
-	double updated;
-};
-
-static struct key_entry keys[TABLE_SIZE];
-static unsigned nkeys;
-static struct bucket buckets[TABLE_SIZE];
-static unsigned nbuckets;
+#define WAYS 8            /* slots per set of the set-associative tables */
+#define KNOWN_SETS 128    /* 1024 keys found */
+#define UNKNOWN_SETS 512  /* 4096 tokens that name no key */
+#define ADDR_SETS 512     /* 4096 client addresses */
+#define TABLE_SIZE 4096   /* per-key rate-limit buckets; a power of two */
+#define MAX_XFF_HEADERS 16
 
 static double now_s(void)
 {
@@ -56,42 +81,349 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static unsigned slot_of_hash(const char *hash)
+/* ---- the key caches ---- */
+
+struct key_entry {
+	char hash[AUTH_HASH_HEX]; /* "" when empty */
+	double fetched;           /* monotonic seconds */
+	uint64_t gen;             /* the key listener's generation it was looked up at */
+	struct api_key key;       /* in the table of keys found */
+};
+
+struct key_table {
+	struct key_entry *e;
+	unsigned nsets;
+};
+
+static struct key_entry known_e[KNOWN_SETS * WAYS], unknown_e[UNKNOWN_SETS * WAYS];
+static struct key_table known = {known_e, KNOWN_SETS}, unknown = {unknown_e, UNKNOWN_SETS};
+
+static struct db_listener *keys_listener; /* NULL: entries live key_cache_ttl */
+static struct dbl_waiter keys_waiter;
+
+static uint64_t keys_gen(void)
+{
+	return keys_listener != NULL ? dbl_generation(keys_listener) : 0;
+}
+
+/* The first slot of hash's set (the hash is hex SHA-256: its digits are uniform). */
+static struct key_entry *set_of_hash(const struct key_table *t, const char *hash)
 {
 	unsigned h = 0;
 	for (int i = 0; i < 8; i++)
 		h = h * 16 + (unsigned)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
-	return h & (TABLE_SIZE - 1);
+	return &t->e[(h % t->nsets) * WAYS];
 }
 
-static struct key_entry *key_find(const char *hash)
+/* The entry for hash if it is there and may still be trusted. */
+static struct key_entry *cache_find(const struct key_table *t, const char *hash,
+				    const struct config *cfg)
 {
-	for (unsigned i = slot_of_hash(hash), n = 0; n < TABLE_SIZE; i = (i + 1) & (TABLE_SIZE - 1), n++) {
-		if (keys[i].hash[0] == '\0')
-			return NULL;
-		if (strcmp(keys[i].hash, hash) == 0)
-			return &keys[i];
+	struct key_entry *set = set_of_hash(t, hash);
+	for (int i = 0; i < WAYS; i++) {
+		struct key_entry *e = &set[i];
+		if (strcmp(e->hash, hash) != 0)
+			continue;
+		if (now_s() - e->fetched < cfg->key_cache_ttl_ms / 1000.0 && e->gen == keys_gen())
+			return e;
+		return NULL;
 	}
 	return NULL;
 }
 
-static void key_store(const char *hash, const struct api_key *k)
+/* The slot for hash: its own, an empty one, or the oldest of its set. */
+static struct key_entry *cache_slot(const struct key_table *t, const char *hash)
 {
-	struct key_entry *e = key_find(hash);
-	if (e == NULL) {
-		if (nkeys >= TABLE_SIZE / 2) {
-			memset(keys, 0, sizeof keys);
-			nkeys = 0;
-		}
-		unsigned i = slot_of_hash(hash);
-		while (keys[i].hash[0] != '\0')
-			i = (i + 1) & (TABLE_SIZE - 1);
-		e = &keys[i];
-		memcpy(e->hash, hash, AUTH_HASH_HEX);
-		nkeys++;
+	struct key_entry *set = set_of_hash(t, hash), *victim = &set[0];
+	for (int i = 0; i < WAYS; i++) {
+		struct key_entry *e = &set[i];
+		if (strcmp(e->hash, hash) == 0 || e->hash[0] == '\0')
+			return e;
+		if (e->fetched < victim->fetched)
+			victim = e;
 	}
-	e->key = *k;
+	return victim;
+}
+
+static void cache_store(const struct key_table *t, const char *hash, uint64_t gen,
+			const struct api_key *k)
+{
+	struct key_entry *e = cache_slot(t, hash);
+	memcpy(e->hash, hash, AUTH_HASH_HEX);
 	e->fetched = now_s();
+	e->gen = gen;
+	e->key = k != NULL ? *k : (struct api_key){0};
+}
+
+static void caches_clear(void)
+{
+	memset(known_e, 0, sizeof known_e);
+	memset(unknown_e, 0, sizeof unknown_e);
+}
+
+static void keys_changed(struct dbl_waiter *w)
+{
+	caches_clear();
+	log_debug("API key cache dropped", "generation=%llu",
+		  (unsigned long long)dbl_generation(keys_listener));
+	dbl_wait(keys_listener, w, dbl_generation(keys_listener)); /* false once stopped */
+}
+
+void api_key_cache_follow(struct db_listener *listener)
+{
+	api_key_cache_unfollow();
+	caches_clear();
+	keys_listener = listener;
+	keys_waiter.wake = keys_changed;
+	dbl_wait(listener, &keys_waiter, dbl_generation(listener));
+}
+
+void api_key_cache_unfollow(void)
+{
+	if (keys_listener != NULL)
+		dbl_cancel(keys_listener, &keys_waiter);
+	keys_listener = NULL;
+}
+
+/* ---- the client address ---- */
+
+static struct {
+	char *src; /* the [limits] trusted_proxies text parsed; NULL: none */
+	struct net_ranges set;
+} proxies;
+
+/* The trusted proxies of cfg, parsed again when the text changes (a reload). The text
+ * was validated when the configuration was loaded, by the same parser. */
+static void proxies_load(const struct config *cfg)
+{
+	const char *text = cfg->trusted_proxies;
+	if ((text == NULL && proxies.src == NULL) ||
+	    (text != NULL && proxies.src != NULL && strcmp(text, proxies.src) == 0))
+		return;
+	free(proxies.src);
+	proxies.src = text != NULL ? xstrdup(text) : NULL;
+	char err[200];
+	if (net_ranges_parse(text, &proxies.set, err, sizeof err) != 0)
+		proxies.set.n = 0;
+}
+
+static bool trusted(const unsigned char a[16])
+{
+	return net_ranges_contain(&proxies.set, a);
+}
+
+/* One element of X-Forwarded-For: an address, possibly "[v6]:port" or "v4:port". */
+static int xff_element(const char *s, size_t len, unsigned char out[16])
+{
+	while (len > 0 && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	char buf[64];
+	if (len == 0 || len >= sizeof buf)
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	char *a = buf;
+	if (a[0] == '[') {
+		char *close = strchr(a, ']');
+		if (close == NULL)
+			return -1;
+		*close = '\0';
+		a++;
+	} else {
+		char *colon = strchr(a, ':');
+		if (colon != NULL && strchr(colon + 1, ':') == NULL)
+			*colon = '\0'; /* "192.0.2.1:4711" */
+	}
+	bool v4;
+	return net_addr_parse(a, out, &v4);
+}
+
+/*
+ * Walks X-Forwarded-For from the right (the hop nearest to us) while the addresses are
+ * trusted proxies; the first one that is not is the client. Several headers count as
+ * one list in their order. An element that is not an address ends the walk: the last
+ * trusted hop, which wrote it, is then the client.
+ */
+static void client_from_xff(struct api_req *r, unsigned char client[16])
+{
+	const char *vals[MAX_XFF_HEADERS];
+	size_t n = 0;
+	struct evkeyval *h;
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(r->req), next) {
+		if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+			continue;
+		if (n == MAX_XFF_HEADERS)
+			memmove(vals, vals + 1, --n * sizeof *vals); /* keep the right-most */
+		vals[n++] = h->value;
+	}
+	while (n > 0) {
+		const char *v = vals[--n];
+		size_t end = strlen(v);
+		for (;;) {
+			size_t start = end;
+			while (start > 0 && v[start - 1] != ',')
+				start--;
+			unsigned char a[16];
+			if (xff_element(v + start, end - start, a) != 0)
+				return;
+			memcpy(client, a, 16);
+			if (!trusted(a))
+				return;
+			if (start == 0)
+				break;
+			end = start - 1;
+		}
+	}
+}
+
+/* The address r's failures are counted under (see the opening comment). */
+static void client_of(struct api_req *r, unsigned char client[16])
+{
+	memset(client, 0, 16);
+	struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+	const struct sockaddr *sa = conn != NULL ? evhttp_connection_get_addr(conn) : NULL;
+	if (sa != NULL && sa->sa_family == AF_INET)
+		net_addr_map_v4(&((const struct sockaddr_in *)(const void *)sa)->sin_addr, client);
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		memcpy(client, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+	else if (conn != NULL) {
+		/* The numeric host evhttp noted when it accepted the connection. */
+		char *host = NULL, buf[INET6_ADDRSTRLEN];
+		ev_uint16_t port;
+		evhttp_connection_get_peer(conn, &host, &port);
+		bool v4;
+		if (host != NULL && strlen(host) < sizeof buf) {
+			memcpy(buf, host, strlen(host) + 1);
+			buf[strcspn(buf, "%")] = '\0'; /* an IPv6 zone */
+			if (net_addr_parse(buf, client, &v4) != 0)
+				memset(client, 0, 16);
+		}
+	}
+	proxies_load(r->env->cfg);
+	if (proxies.set.n > 0 && trusted(client))
+		client_from_xff(r, client);
+	if (!net_addr_is_v4(client))
+		memset(client + 8, 0, 8); /* IPv6: its /64 */
+}
+
+static void client_text(const unsigned char a[16], char *out, size_t len)
+{
+	if (net_addr_is_v4(a))
+		inet_ntop(AF_INET, a + 12, out, (socklen_t)len);
+	else if (inet_ntop(AF_INET6, a, out, (socklen_t)len) != NULL && strlen(out) + 4 < len)
+		strcat(out, "/64");
+}
+
+/* ---- failed authentications per client address ---- */
+
+struct addr_bucket {
+	unsigned char addr[16];
+	bool used;
+	bool warned; /* logged since it was last full */
+	double tokens;
+	double updated;
+};
+
+static struct addr_bucket addrs[ADDR_SETS * WAYS];
+static uint32_t addr_seed;
+
+static struct addr_bucket *addr_set(const unsigned char a[16])
+{
+	if (addr_seed == 0)
+		addr_seed = (uint32_t)random() | 1u;
+	uint32_t h = 2166136261u ^ addr_seed;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a[i]) * 16777619u;
+	return &addrs[(h % ADDR_SETS) * WAYS];
+}
+
+static void bucket_refill(struct addr_bucket *b, const struct config *cfg, double t)
+{
+	b->tokens = fmin((double)cfg->auth_failure_burst,
+			 b->tokens + (t - b->updated) * cfg->auth_failure_rate);
+	b->updated = t;
+	if (b->tokens >= cfg->auth_failure_burst)
+		b->warned = false;
+}
+
+/* a's bucket, refilled to now; NULL if it has none and create is false. A new one
+ * takes an empty slot of its set, else one that has refilled (as good as absent), else
+ * the oldest. */
+static struct addr_bucket *addr_bucket(const unsigned char a[16], const struct config *cfg,
+				       bool create)
+{
+	struct addr_bucket *set = addr_set(a), *victim = NULL;
+	double t = now_s();
+	for (int i = 0; i < WAYS; i++) {
+		struct addr_bucket *b = &set[i];
+		if (b->used && memcmp(b->addr, a, 16) == 0) {
+			bucket_refill(b, cfg, t);
+			return b;
+		}
+	}
+	if (!create)
+		return NULL;
+	for (int i = 0; i < WAYS && victim == NULL; i++) {
+		struct addr_bucket *b = &set[i];
+		if (!b->used)
+			victim = b;
+		else if (b->tokens + (t - b->updated) * cfg->auth_failure_rate >=
+			 cfg->auth_failure_burst)
+			victim = b;
+	}
+	if (victim == NULL) {
+		victim = &set[0];
+		for (int i = 1; i < WAYS; i++)
+			if (set[i].updated < victim->updated)
+				victim = &set[i];
+	}
+	*victim = (struct addr_bucket){.used = true,
+				       .tokens = cfg->auth_failure_burst,
+				       .updated = t};
+	memcpy(victim->addr, a, 16);
+	return victim;
+}
+
+/* Charges one failure to r's client address. */
+static void failure_charge(struct api_req *r)
+{
+	struct req *q = req_of(r);
+	const struct config *cfg = r->env->cfg;
+	struct addr_bucket *b = addr_bucket(q->auth_client, cfg, true);
+	b->tokens = fmax(0.0, b->tokens - 1.0);
+	if (b->tokens < 1.0 && !b->warned) {
+		b->warned = true;
+		char text[INET6_ADDRSTRLEN + 4];
+		client_text(q->auth_client, text, sizeof text);
+		log_warn("failed authentications limited", "client=%s rate=%u burst=%u", text,
+			 cfg->auth_failure_rate, cfg->auth_failure_burst);
+	}
+}
+
+/* Gives back the failure charged before a lookup that found a key. */
+static void failure_refund(struct api_req *r)
+{
+	struct req *q = req_of(r);
+	if (!q->auth_charged)
+		return;
+	q->auth_charged = false;
+	const struct config *cfg = r->env->cfg;
+	struct addr_bucket *b = addr_bucket(q->auth_client, cfg, false);
+	if (b != NULL)
+		b->tokens = fmin((double)cfg->auth_failure_burst, b->tokens + 1.0);
+}
+
+/* True (with the wait in *retry_s) while r's client address may not try again. */
+static bool failures_exhausted(struct api_req *r, double *retry_s)
+{
+	const struct config *cfg = r->env->cfg;
+	struct addr_bucket *b = addr_bucket(req_of(r)->auth_client, cfg, false);
+	if (b == NULL || b->tokens >= 1.0)
+		return false;
+	*retry_s = (1.0 - b->tokens) / cfg->auth_failure_rate;
+	return true;
 }
 
 /* ---- authenticate, authorize ---- */
@@ -102,58 +434,123 @@ static void unauthorized(struct api_req *r, const char *detail)
 	api_reply_error(r, 401, NULL, "%s", detail);
 }
 
+static void refused(struct api_req *r, const char *detail)
+{
+	failure_charge(r);
+	unauthorized(r, detail);
+}
+
+static void retry_after(struct api_req *r, double retry_s)
+{
+	int s = (int)ceil(retry_s);
+	char secs[16];
+	snprintf(secs, sizeof secs, "%d", s < 1 ? 1 : s);
+	api_set_header(r, "Retry-After", secs);
+}
+
+/* The request ended while its key was being looked up (the database failed or the
+ * deadline passed): not the client's failure. */
+static void lookup_abort(struct api_req *r)
+{
+	struct req *q = req_of(r);
+	void (*prev)(struct api_req *) = q->auth_prev_abort;
+	failure_refund(r);
+	q->auth_prev_abort = NULL;
+	r->on_abort = NULL;
+	if (prev != NULL)
+		prev(r);
+}
+
 static void lookup_done(struct api_req *r, PGresult *res)
 {
 	struct req *q = req_of(r);
 	void (*next)(struct api_req *) = q->auth_next;
 	q->auth_next = NULL;
+	r->on_abort = q->auth_prev_abort;
+	q->auth_prev_abort = NULL;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		failure_refund(r);
 		api_reply_db_error(r, res);
 		return;
 	}
 	if (PQntuples(res) == 0) {
+		q->auth_charged = false; /* the failure charged before the lookup stands */
+		cache_store(&unknown, q->auth_hash, q->auth_gen, NULL);
 		unauthorized(r, "unknown or revoked API key");
 		return;
 	}
+	failure_refund(r);
 	struct api_key k = {0};
 	k.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	snprintf(k.name, sizeof k.name, "%s", PQgetvalue(res, 0, 1));
 	k.admin = strcmp(PQgetvalue(res, 0, 2), "admin") == 0;
 	snprintf(k.urn, sizeof k.urn, "%s", PQgetvalue(res, 0, 3));
-	key_store(q->auth_hash, &k);
+	cache_store(&known, q->auth_hash, q->auth_gen, &k);
 	r->key = k;
 	next(r);
 }
 
+/* "drk_" and 43 base64url characters. */
+static bool well_formed(const char *token)
+{
+	if (strlen(token) != AUTH_TOKEN_LEN || strncmp(token, AUTH_TOKEN_PREFIX, 4) != 0)
+		return false;
+	static const char b64url[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	return strspn(token + 4, b64url) == AUTH_TOKEN_LEN - 4;
+}
+
 void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r))
 {
+	struct req *q = req_of(r);
+	const struct config *cfg = r->env->cfg;
+	client_of(r, q->auth_client);
+	double retry;
+	if (failures_exhausted(r, &retry)) {
+		retry_after(r, retry);
+		api_reply_error(r, 429, NULL,
+				"too many failed authentications from this address (%u per second, "
+				"burst %u); wait before trying again",
+				cfg->auth_failure_rate, cfg->auth_failure_burst);
+		return;
+	}
 	const char *h = api_header(r, "Authorization");
 	if (h == NULL) {
+		/* No credentials, no guess: not counted (a client not yet given its key). */
 		unauthorized(r, "missing Authorization: Bearer <API key>");
 		return;
 	}
 	if (strncasecmp(h, "Bearer ", 7) != 0) {
-		unauthorized(r, "the Authorization header must be: Bearer <API key>");
+		refused(r, "the Authorization header must be: Bearer <API key>");
 		return;
 	}
 	const char *token = h + 7;
 	while (*token == ' ')
 		token++;
-	if (strlen(token) != AUTH_TOKEN_LEN || strncmp(token, AUTH_TOKEN_PREFIX, 4) != 0) {
-		unauthorized(r, "malformed API key");
+	if (!well_formed(token)) {
+		refused(r, "malformed API key");
 		return;
 	}
 	char hash[AUTH_HASH_HEX];
 	auth_token_hash(token, hash);
-	struct key_entry *e = key_find(hash);
-	if (e != NULL && now_s() - e->fetched < r->env->cfg->key_cache_ttl_ms / 1000.0) {
+	struct key_entry *e = cache_find(&known, hash, cfg);
+	if (e != NULL) {
 		r->key = e->key;
 		next(r);
 		return;
 	}
-	struct req *q = req_of(r);
+	if (cache_find(&unknown, hash, cfg) != NULL) {
+		refused(r, "unknown or revoked API key");
+		return;
+	}
+	/* Charged now, refunded if the token names a key (see the opening comment). */
+	failure_charge(r);
+	q->auth_charged = true;
 	q->auth_next = next;
+	q->auth_gen = keys_gen();
 	memcpy(q->auth_hash, hash, sizeof hash);
+	q->auth_prev_abort = r->on_abort;
+	r->on_abort = lookup_abort;
 	const char *params[] = {q->auth_hash};
 	api_query(r,
 		  "SELECT id, name, role, coalesce(urn, '') FROM api_keys "
@@ -171,6 +568,15 @@ void auth_authorize(struct api_req *r, void (*next)(struct api_req *r))
 }
 
 /* ---- rate-limit ---- */
+
+struct bucket {
+	long long key_id; /* 0 when empty */
+	double tokens;
+	double updated;
+};
+
+static struct bucket buckets[TABLE_SIZE];
+static unsigned nbuckets;
 
 /* Takes one token from the key's bucket; false with the wait in *retry_s if empty. */
 static bool bucket_take(long long key_id, double rate, double burst, double *retry_s)
@@ -206,9 +612,7 @@ void auth_rate_limit(struct api_req *r, void (*next)(struct api_req *r))
 	const struct config *cfg = r->env->cfg;
 	double retry;
 	if (!bucket_take(r->key.id, cfg->rate_per_second, cfg->rate_burst, &retry)) {
-		char secs[16];
-		snprintf(secs, sizeof secs, "%d", (int)ceil(retry));
-		api_set_header(r, "Retry-After", secs);
+		retry_after(r, retry);
 		metrics_rate_limited();
 		api_reply_error(r, 429, NULL,
 				"rate limit of %u requests per second (burst %u) exceeded for "

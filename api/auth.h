@@ -1,9 +1,12 @@
 /*
  * auth: API keys in the daemon, as three stages of the request pipeline (pipeline.c):
- * authenticate (the bearer token names a key: 401 otherwise), authorize (an admin
- * route needs an admin key: 403) and rate-limit (the key's token bucket: 429). Owns the
- * short-lived cache of key lookups and the buckets. The token itself (its format and
- * hash) belongs to dualreg/auth_token.h, shared with dualregctl.
+ * authenticate (the client address has not failed too often: 429 otherwise; the bearer
+ * token names a key: 401 otherwise), authorize (an admin route needs an admin key: 403)
+ * and rate-limit (the key's token bucket: 429). Owns the caches of key lookups (keys
+ * found and tokens naming none, kept true by the key listener: api_key_cache_follow in
+ * dualreg/api.h), the client address (peer or X-Forwarded-For of a trusted proxy), the
+ * failed-authentication buckets per address and the per-key buckets. The token itself
+ * (its format and hash) belongs to dualreg/auth_token.h, shared with dualregctl.
  */
 #ifndef DUALREG_API_AUTH_H
 #define DUALREG_API_AUTH_H
@@ -12,7 +15,9 @@ struct api_req;
 
 /* Each stage calls next(r) when it lets r through, else replies itself. */
 
-/* Finds the key of r's Authorization: Bearer token into r->key; 401 if none. */
+/* Finds the key of r's Authorization: Bearer token into r->key; 401 if none (a failure
+ * charged to the client address), 429 with Retry-After before anything else while the
+ * address has failed more than [limits] auth_failure_rate/auth_failure_burst allow. */
 void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r));
 /* 403 unless r's route is open to r's key (an admin route needs an admin key). */
 void auth_authorize(struct api_req *r, void (*next)(struct api_req *r));

@@ -11,7 +11,8 @@
  * base64url (no padding) of "tx:id" of the last event returned.
  *
  * Scope: an admin key reads every event; a school key reads events whose urns include
- * its school.
+ * its school, through event_schools (the event log filed by school, in feed order), so
+ * its page is an index seek whatever the other schools hold.
  *
  * Long polling (wait > 0): when the page is empty the request registers with the
  * change listener (listen.h) and re-queries each time it is woken; it answers as soon
@@ -22,144 +23,162 @@
  * extended by the wait, so request_timeout does not cut a 60 s poll short. Timeouts,
  * client disconnects handled by the server and draining all end in on_abort or a reply,
  * both of which unregister the waiter first.
+ *
+ * A waiting request registers for the notifications that concern its key's school (an
+ * admin's: any school), so an event elsewhere does not make it query again. Each key
+ * may have [limits] max_waits long polls in progress; one more is refused with 429
+ * too-many-waits and Retry-After, before any query. The count is taken when the wait is
+ * accepted and given back in changes_free, which every ending passes through (reply,
+ * expiry, error, client gone, deadline, shutdown). The server does not hear of a client
+ * that closes its connection while the request is being handled, so a long poll watches
+ * the socket itself (ev_gone): the end of the stream ends the poll at once, with the
+ * empty page nobody reads. Bytes instead (a pipelined request, a TLS close_notify) stop
+ * the watch; such a poll ends at its wait.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <event2/http.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "dualreg/config.h"
 #include "dualreg/db.h"
 #include "dualreg/listen.h"
+#include "dualreg/log.h"
 #include "dualreg/xalloc.h"
+#include "cursors.h"
 #include "handlers.h"
 #include "problem.h"
 
 #define CHANGES_LIMIT_DEFAULT 100
 #define CHANGES_LIMIT_MAX 1000
 #define CHANGES_WAIT_MAX_S 60
-#define CURSOR_MAX 80
 #define RECHECK_FIRST_MS 100u
 #define RECHECK_MAX_MS 2000u
+#define WAITS_RETRY_AFTER_S "5"
 
-static const char *const changes_sql =
-    "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon), "
+#define CHANGES_HORIZON                                                                    \
+	"WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon), "
+/* The page as JSON and its last (tx, id); each statement then adds whether events
+ * after the cursor are held back behind a running transaction. */
+#define CHANGES_PAGE                                                                       \
+	"SELECT coalesce((SELECT json_agg(json_build_object('id', id, 'type', type,"       \
+	"                  'occurred_at', occurred_at, 'data', data) ORDER BY tx, id)"     \
+	"                 FROM page), '[]'::json),"                                        \
+	"       (SELECT p.tx FROM page p ORDER BY p.tx DESC, p.id DESC LIMIT 1)::text,"    \
+	"       (SELECT p.id FROM page p ORDER BY p.tx DESC, p.id DESC LIMIT 1),"
+
+/* Every event: $1 tx, $2 id (the cursor), $3 limit. */
+static const char *const changes_all_sql =
+    CHANGES_HORIZON
     "page AS ("
     " SELECT e.id, e.tx, e.type, e.occurred_at, e.data FROM events e"
     "  WHERE (e.tx, e.id) > ($1::xid8, $2::bigint)"
     "    AND e.tx < (SELECT horizon FROM h)"
-    "    AND ($3::text IS NULL OR e.urns @> ARRAY[$3::text])"
-    "  ORDER BY e.tx, e.id LIMIT $4::int) "
-    "SELECT coalesce((SELECT json_agg(json_build_object('id', id, 'type', type,"
-    "                  'occurred_at', occurred_at, 'data', data) ORDER BY tx, id)"
-    "                 FROM page), '[]'::json),"
-    "       (SELECT p.tx FROM page p ORDER BY p.tx DESC, p.id DESC LIMIT 1)::text,"
-    "       (SELECT p.id FROM page p ORDER BY p.tx DESC, p.id DESC LIMIT 1),"
-    "       EXISTS (SELECT 1 FROM events e"
-    "                WHERE e.tx >= (SELECT horizon FROM h)"
-    "                  AND (e.tx, e.id) > ($1::xid8, $2::bigint)"
-    "                  AND ($3::text IS NULL OR e.urns @> ARRAY[$3::text]))";
+    "  ORDER BY e.tx, e.id LIMIT $3::int) "
+    CHANGES_PAGE
+    /* Held back: the last event is at or past the horizon and after the cursor (if any
+     * event is, the last one is), read backwards off events_order. */
+    "       EXISTS (SELECT 1 FROM (SELECT e.tx, e.id FROM events e"
+    "                               ORDER BY e.tx DESC, e.id DESC LIMIT 1) last"
+    "                WHERE last.tx >= (SELECT horizon FROM h)"
+    "                  AND (last.tx, last.id) > ($1::xid8, $2::bigint))";
+
+/* One school's events: $1 tx, $2 id (the cursor), $3 the school, $4 limit. */
+static const char *const changes_school_sql =
+    CHANGES_HORIZON
+    "page AS ("
+    " SELECT e.id, e.tx, e.type, e.occurred_at, e.data"
+    "   FROM event_schools s JOIN events e ON e.id = s.event_id"
+    "  WHERE s.urn = $3::text AND (s.tx, s.event_id) > ($1::xid8, $2::bigint)"
+    "    AND s.tx < (SELECT horizon FROM h)"
+    "  ORDER BY s.tx, s.event_id LIMIT $4::int) "
+    CHANGES_PAGE
+    "       EXISTS (SELECT 1 FROM event_schools s"
+    "                WHERE s.urn = $3::text AND s.tx >= (SELECT horizon FROM h)"
+    "                  AND (s.tx, s.event_id) > ($1::xid8, $2::bigint))";
+
+/* Long polls in progress per API key: a small chained hash table, entries freed at 0. */
+#define WAIT_BUCKETS 256u
+struct key_waits {
+	long long key_id;
+	unsigned n;
+	struct key_waits *next;
+};
+static struct key_waits *waits_by_key[WAIT_BUCKETS];
+static unsigned waits_now;
+static unsigned long long waits_refused, requeries;
+
+static struct key_waits **waits_slot(long long key_id)
+{
+	struct key_waits **pp = &waits_by_key[(unsigned long long)key_id % WAIT_BUCKETS];
+	while (*pp != NULL && (*pp)->key_id != key_id)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Counts one more long poll for key_id unless it has max already. */
+static bool waits_take(long long key_id, unsigned max)
+{
+	struct key_waits **pp = waits_slot(key_id);
+	if (*pp == NULL) {
+		*pp = xcalloc(1, sizeof **pp);
+		(*pp)->key_id = key_id;
+	}
+	if ((*pp)->n >= max) {
+		waits_refused++;
+		return false;
+	}
+	(*pp)->n++;
+	waits_now++;
+	return true;
+}
+
+static void waits_give(long long key_id)
+{
+	struct key_waits **pp = waits_slot(key_id);
+	if (*pp == NULL || (*pp)->n == 0)
+		return;
+	waits_now--;
+	if (--(*pp)->n == 0) {
+		struct key_waits *k = *pp;
+		*pp = k->next;
+		free(k);
+	}
+}
+
+void changes_get_stats(struct changes_stats *out)
+{
+	out->waits = waits_now;
+	out->waits_refused = waits_refused;
+	out->requeries = requeries;
+}
 
 struct changes_state {
 	struct api_req *r;
 	struct dbl_waiter waiter;
 	struct event ev_expire;
 	struct event ev_recheck;
-	char tx[24], id[24], limit[8], urn[8];
+	struct event ev_gone; /* the client's socket, watched for its end during the wait */
+	bool watching;
+	char tx[CURSOR_NUM_MAX], id[CURSOR_NUM_MAX], limit[8], urn[8];
+	long long key_id;
 	bool admin;
+	bool counted; /* one of its key's long polls in progress */
 	unsigned wait_ms;
 	unsigned recheck_ms;
 	uint64_t gen;
 	bool querying;
 	bool expired;
 };
-
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void cursor_encode(const char *tx, const char *id, char out[CURSOR_MAX])
-{
-	char raw[64];
-	int n = snprintf(raw, sizeof raw, "%s:%s", tx, id);
-	size_t o = 0;
-	for (int i = 0; i < n; i += 3) {
-		unsigned v = (unsigned char)raw[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned char)raw[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)raw[i + 2];
-		out[o++] = b64url[(v >> 18) & 63];
-		out[o++] = b64url[(v >> 12) & 63];
-		if (i + 1 < n)
-			out[o++] = b64url[(v >> 6) & 63];
-		if (i + 2 < n)
-			out[o++] = b64url[v & 63];
-	}
-	out[o] = '\0';
-}
-
-/* Decodes base64url (padding optional) into out; false if malformed or too long. */
-static bool b64url_decode(const char *in, char *out, size_t outlen)
-{
-	size_t n = strlen(in);
-	while (n > 0 && in[n - 1] == '=')
-		n--;
-	if (n % 4 == 1)
-		return false;
-	unsigned v = 0;
-	int bits = 0;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *p = strchr(b64url, in[i]);
-		if (in[i] == '\0' || p == NULL)
-			return false;
-		v = (v << 6) | (unsigned)(p - b64url);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o + 1 >= outlen)
-				return false;
-			out[o++] = (char)((v >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	return true;
-}
-
-/* A run of 1-20 decimal digits whose value fits max. */
-static bool decimal_in(const char *s, size_t len, uint64_t max, char *out, size_t outlen)
-{
-	if (len == 0 || len > 20 || len >= outlen)
-		return false;
-	uint64_t v = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return false;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (max - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	snprintf(out, outlen, "%" PRIu64, v);
-	return true;
-}
-
-static bool cursor_decode(const char *cursor, struct changes_state *st)
-{
-	char raw[64];
-	if (!b64url_decode(cursor, raw, sizeof raw))
-		return false;
-	const char *colon = strchr(raw, ':');
-	if (colon == NULL)
-		return false;
-	return decimal_in(raw, (size_t)(colon - raw), UINT64_MAX, st->tx, sizeof st->tx) &&
-	       decimal_in(colon + 1, strlen(colon + 1), INT64_MAX, st->id, sizeof st->id);
-}
 
 /* An integer query parameter in [lo, hi]: 1 set, 0 absent, -1 replied 422. */
 static int int_param(struct api_req *r, const char *name, long lo, long hi, long *out)
@@ -195,6 +214,10 @@ static void changes_free(struct changes_state *st)
 		dbl_cancel(r->env->listener, &st->waiter);
 	evtimer_del(&st->ev_expire);
 	evtimer_del(&st->ev_recheck);
+	if (st->watching)
+		event_del(&st->ev_gone);
+	if (st->counted)
+		waits_give(st->key_id);
 	r->state = NULL;
 	r->on_abort = NULL;
 	free(st);
@@ -209,12 +232,13 @@ static void changes_abort(struct api_req *r)
 static void changes_reply(struct changes_state *st, cJSON *changes)
 {
 	struct api_req *r = st->r;
-	char cursor[CURSOR_MAX];
-	cursor_encode(st->tx, st->id, cursor);
+	char cursor[CURSOR_CHANGES_MAX];
+	cursor_changes_encode(st->tx, st->id, cursor);
 	changes_free(st);
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddItemToObject(body, "changes", changes ? changes : cJSON_CreateArray());
 	cJSON_AddStringToObject(body, "next_cursor", cursor);
+	reads_audit_body(r, body); /* each pupil the returned events name */
 	api_reply_json(r, 200, body);
 }
 
@@ -230,8 +254,9 @@ static void changes_result(PGresult *res, const char *err, void *arg)
 	r->op = NULL;
 	if (res == NULL) {
 		changes_free(st);
+		log_debug("database unavailable", "route=%s err=\"%s\"", r->route->name, err);
 		api_set_header(r, "Retry-After", "1");
-		api_reply_error(r, 503, "database-unavailable", "%s", err);
+		api_reply_error(r, 503, "database-unavailable", "the database is unavailable; retry");
 		return;
 	}
 	changes_done(r, res);
@@ -242,8 +267,13 @@ static void changes_query(struct changes_state *st)
 	struct api_req *r = st->r;
 	st->gen = r->env->listener != NULL ? dbl_generation(r->env->listener) : 0;
 	st->querying = true;
-	const char *params[] = {st->tx, st->id, st->admin ? NULL : st->urn, st->limit};
-	r->op = dbp_query(r->env->db, changes_sql, 4, params, changes_result, st);
+	if (st->admin) {
+		const char *params[] = {st->tx, st->id, st->limit};
+		r->op = dbp_query(r->env->db, changes_all_sql, 3, params, changes_result, st);
+	} else {
+		const char *params[] = {st->tx, st->id, st->urn, st->limit};
+		r->op = dbp_query(r->env->db, changes_school_sql, 4, params, changes_result, st);
+	}
 }
 
 static void changes_woken(struct dbl_waiter *w)
@@ -251,6 +281,7 @@ static void changes_woken(struct dbl_waiter *w)
 	struct changes_state *st =
 	    (struct changes_state *)((char *)w - offsetof(struct changes_state, waiter));
 	evtimer_del(&st->ev_recheck);
+	requeries++;
 	changes_query(st);
 }
 
@@ -262,7 +293,46 @@ static void recheck_cb(evutil_socket_t fd, short what, void *arg)
 	if (st->r->env->listener != NULL)
 		dbl_cancel(st->r->env->listener, &st->waiter);
 	st->recheck_ms = st->recheck_ms * 2 > RECHECK_MAX_MS ? RECHECK_MAX_MS : st->recheck_ms * 2;
+	requeries++;
 	changes_query(st);
+}
+
+/* The client's socket is readable while its long poll waits: gone, or talking. */
+static void gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct changes_state *st = arg;
+	st->watching = false;
+	char c;
+	ssize_t n = 0;
+	/* No connection left means evhttp saw the end itself and closed the socket. */
+	if (evhttp_request_get_connection(st->r->req) != NULL) {
+		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			st->watching = event_add(&st->ev_gone, NULL) == 0;
+			return;
+		}
+	}
+	if (n > 0)
+		return; /* bytes, not the end: the wait runs its course */
+	log_debug("long poll client left", "route=%s", st->r->route->name);
+	st->expired = true;
+	if (st->querying)
+		return; /* the query in flight answers */
+	changes_reply(st, NULL);
+}
+
+/* Starts watching the client's socket for its end (see the header). */
+static void watch_client(struct changes_state *st)
+{
+	struct api_req *r = st->r;
+	struct evhttp_connection *conn = r->req != NULL ? evhttp_request_get_connection(r->req) : NULL;
+	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+	if (fd < 0)
+		return;
+	event_assign(&st->ev_gone, r->env->base, fd, EV_READ, gone_cb, st);
+	st->watching = event_add(&st->ev_gone, NULL) == 0;
 }
 
 static void expire_cb(evutil_socket_t fd, short what, void *arg)
@@ -304,7 +374,8 @@ static void changes_done(struct api_req *r, PGresult *res)
 		return;
 	}
 	struct db_listener *l = r->env->listener;
-	if (l != NULL && !dbl_wait(l, &st->waiter, st->gen)) {
+	/* An admin's feed waits for any school's events, a school's for its own. */
+	if (l != NULL && !dbl_wait_for(l, &st->waiter, st->gen, st->admin ? NULL : st->urn)) {
 		changes_reply(st, NULL); /* shutting down: answer now */
 		return;
 	}
@@ -320,9 +391,11 @@ static void changes_done(struct api_req *r, PGresult *res)
 void h_changes(struct api_req *r)
 {
 	struct changes_state tmp = {0};
-	char since[CURSOR_MAX];
+	if (reads_audit_refused(r))
+		return;
+	char since[CURSOR_CHANGES_MAX];
 	int got = reads_param(r, "since", since, sizeof since);
-	if (got != 0 && (got < 0 || !cursor_decode(since, &tmp))) {
+	if (got != 0 && (got < 0 || !cursor_changes_decode(since, tmp.tx, tmp.id))) {
 		cJSON *p = problem_new(422, "invalid-cursor", NULL,
 				       "since must be a next_cursor value returned by this feed");
 		problem_add_error(p, "/query/since", "not a cursor of this feed");
@@ -338,11 +411,23 @@ void h_changes(struct api_req *r)
 		return;
 	if (int_param(r, "wait", 0, CHANGES_WAIT_MAX_S, &wait_s) < 0)
 		return;
+	unsigned max_waits = r->env->cfg->max_waits_per_key;
+	if (wait_s > 0 && !waits_take(r->key.id, max_waits)) {
+		char detail[128];
+		snprintf(detail, sizeof detail,
+			 "this key has %u long polls (wait) in progress already, the most allowed",
+			 max_waits);
+		api_set_header(r, "Retry-After", WAITS_RETRY_AFTER_S);
+		api_reply_problem(r, problem_new(429, "too-many-waits", NULL, detail));
+		return;
+	}
 
 	struct changes_state *st = xcalloc(1, sizeof *st);
 	*st = tmp;
 	st->r = r;
 	st->admin = r->key.admin;
+	st->key_id = r->key.id;
+	st->counted = wait_s > 0;
 	snprintf(st->urn, sizeof st->urn, "%s", r->key.urn);
 	snprintf(st->limit, sizeof st->limit, "%ld", limit);
 	st->wait_ms = (unsigned)wait_s * 1000u;
@@ -357,6 +442,7 @@ void h_changes(struct api_req *r)
 		api_extend_deadline(r, st->wait_ms + r->env->cfg->request_timeout_ms);
 		struct timeval tv = {(time_t)wait_s, 0};
 		evtimer_add(&st->ev_expire, &tv);
+		watch_client(st);
 	}
 	changes_query(st);
 }

@@ -109,7 +109,8 @@ void h_deliveries_retry(struct api_req *r)
 		  "upd AS (UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), "
 		  "lease_until = NULL, lease_owner = NULL FROM target t "
 		  "WHERE d.id = t.id AND NOT coalesce(t.busy, false) RETURNING d.*), "
-		  "note AS (SELECT pg_notify('dualreg_events', '') FROM upd) "
+		  /* '-': wakes the dispatcher, not the change feed's long polls */
+		  "note AS (SELECT pg_notify('dualreg_events', '-') FROM upd) "
 		  "SELECT (SELECT " DELIVERY_JSON " FROM upd d JOIN events e ON e.id = d.event_id), "
 		  "coalesce(t.busy, false), (SELECT count(*) FROM note) FROM target t",
 		  2, params, retried);

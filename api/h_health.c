@@ -32,8 +32,11 @@ static void readyz_done(PGresult *res, const char *err, void *arg)
 {
 	struct api_req *r = arg;
 	r->op = NULL;
+	/* What went wrong is logged; the answer, which anyone may read, says only that the
+	 * database is not there (no host, user, database name or SQL text). */
 	if (res == NULL) {
-		api_reply_error(r, 503, "not-ready", "%s", err);
+		log_debug("readiness check: database unavailable", "err=\"%s\"", err);
+		api_reply_error(r, 503, "not-ready", "the database is unavailable");
 		return;
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -44,9 +47,12 @@ static void readyz_done(PGresult *res, const char *err, void *arg)
 			api_reply_error(r, 503, "not-ready",
 					"the database has no schema, or one older than this build: "
 					"run dualregctl migrate");
-		else
-			api_reply_error(r, 503, "not-ready", "database check failed: %s",
-					PQresultErrorMessage(res));
+		else {
+			log_warn("readiness check failed", "sqlstate=%s err=\"%s\"",
+				 state ? state : "-", PQresultErrorMessage(res));
+			api_reply_error(r, 503, "not-ready",
+					"the database check failed; the error has been logged");
+		}
 		return;
 	}
 	long have = strtol(PQgetvalue(res, 0, 0), NULL, 10);

@@ -137,12 +137,10 @@ static void check_item(cJSON *problem, unsigned *nerr, size_t i, const cJSON *it
 	}
 }
 
-/*
- * Validates the envelope. Returns the marks array, or NULL after replying with the
- * problem (the caller still owns and frees body).
- */
-static cJSON *marks_envelope(struct api_req *r, cJSON *body)
+/* Validates the envelope (see handlers.h); body stays the caller's. */
+cJSON *marks_envelope_check(cJSON *body, cJSON **problem_out)
 {
+	*problem_out = NULL;
 	cJSON *problem = problem_new(422, "invalid-marks", NULL,
 				     "the body must be {\"marks\": [{upn, urn, date, session, code, "
 				     "minutes_late?, comment?, reason?}, ...]}");
@@ -171,7 +169,7 @@ static cJSON *marks_envelope(struct api_req *r, cJSON *body)
 				 MARKS_MAX_ITEMS, n);
 			cJSON_AddStringToObject(problem, "detail", detail);
 			problem_add_error(problem, "/marks", detail);
-			api_reply_problem(r, problem);
+			*problem_out = problem;
 			return NULL;
 		}
 		size_t i = 0;
@@ -187,7 +185,7 @@ static cJSON *marks_envelope(struct api_req *r, cJSON *body)
 		snprintf(more, sizeof more, "%u more errors not listed", nerr - MARKS_MAX_ERRORS);
 		problem_add_error(problem, "", more);
 	}
-	api_reply_problem(r, problem);
+	*problem_out = problem;
 	return NULL;
 }
 
@@ -257,7 +255,10 @@ void h_marks_post(struct api_req *r)
 	cJSON *body = api_json_body(r);
 	if (body == NULL)
 		return;
-	cJSON *marks = marks_envelope(r, body);
+	cJSON *problem = NULL;
+	cJSON *marks = marks_envelope_check(body, &problem);
+	if (marks == NULL)
+		api_reply_problem(r, problem);
 	if (marks == NULL || !marks_in_scope(r, marks)) {
 		cJSON_Delete(body);
 		return;

@@ -13,6 +13,7 @@
 #include "dualreg/db.h"
 #include "dualreg/metrics.h"
 #include "dualreg/outbox.h"
+#include "dualreg/xalloc.h"
 #include "auth.h"
 #include "handlers.h"
 
@@ -33,8 +34,49 @@ static void rendered(struct api_req *r, PGresult *res)
 		snap.alerts_missing = atol(PQgetvalue(res, 0, 3));
 	}
 	char *text = metrics_render(&snap);
-	api_reply_raw(r, 200, "text/plain; version=0.0.4", text);
+	/* The change feed's long polls (h_changes.c), after the registry's metrics. */
+	struct changes_stats cs;
+	changes_get_stats(&cs);
+	char feed[768];
+	snprintf(feed, sizeof feed,
+		 "# HELP dualreg_changes_waits Change-feed long polls (wait=) in progress.\n"
+		 "# TYPE dualreg_changes_waits gauge\n"
+		 "dualreg_changes_waits %u\n"
+		 "# HELP dualreg_changes_waits_refused_total Long polls refused (429): the key "
+		 "had [limits] max_waits in progress.\n"
+		 "# TYPE dualreg_changes_waits_refused_total counter\n"
+		 "dualreg_changes_waits_refused_total %llu\n"
+		 "# HELP dualreg_changes_requeries_total Change-feed queries made again by long "
+		 "polls woken by a notification or re-checking.\n"
+		 "# TYPE dualreg_changes_requeries_total counter\n"
+		 "dualreg_changes_requeries_total %llu\n",
+		 cs.waits, cs.waits_refused, cs.requeries);
+	size_t n = strlen(text), m = strlen(feed);
+	char *all = xmalloc(n + m + 1);
+	memcpy(all, text, n);
+	memcpy(all + n, feed, m + 1);
 	free(text);
+	all = audit_metrics_append(r, all); /* the access audit's backlog (h_audit.c) */
+	/* The listener's client connections (server.c). */
+	struct api_conn_stats conns;
+	api_server_conn_stats(&conns);
+	char *with_conns = xasprintf(
+	    "%s# HELP dualreg_http_connections_open Client connections open now.\n"
+	    "# TYPE dualreg_http_connections_open gauge\n"
+	    "dualreg_http_connections_open %u\n"
+	    "# HELP dualreg_http_connections_refused_total Connections closed at once beyond "
+	    "[server] max_connections.\n"
+	    "# TYPE dualreg_http_connections_refused_total counter\n"
+	    "dualreg_http_connections_refused_total %llu\n"
+	    "# HELP dualreg_http_read_timeouts_total Connections closed because a request did "
+	    "not arrive within [server] read_timeout.\n"
+	    "# TYPE dualreg_http_read_timeouts_total counter\n"
+	    "dualreg_http_read_timeouts_total %llu\n",
+	    all, conns.open, conns.refused, conns.read_timeouts);
+	free(all);
+	all = with_conns;
+	api_reply_raw(r, 200, "text/plain; version=0.0.4", all);
+	free(all);
 }
 
 static void serve(struct api_req *r)

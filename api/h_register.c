@@ -5,6 +5,8 @@
  * and for dual-registered pupils the other school and its mark. Ordered by family
  * name, given name, UPN. One SQL call (dualreg_register in sql/006_reads.sql).
  *
+ * Every pupil on the answered register is recorded in the access audit (audit.h).
+ *
  * Scope: an admin key, or the school's own key; another school's key gets the same
  * 404 as an unknown school, so the existence of a URN is not leaked either.
  */
@@ -42,6 +44,8 @@ static void register_done(struct api_req *r, PGresult *res)
 		api_reply_error(r, 500, "internal-error", "the register could not be built");
 		return;
 	}
+	/* One access record per pupil on the register. */
+	reads_audit_body(r, body);
 	api_reply_json(r, 200, body);
 }
 
@@ -76,6 +80,8 @@ void h_school_register(struct api_req *r)
 		api_reply_problem(r, p);
 		return;
 	}
+	if (reads_audit_refused(r))
+		return;
 	const char *params[] = {urn, date, session};
 	api_query(r, "SELECT dualreg_register($1, $2::date, $3)", 3, params, register_done);
 }

@@ -3,7 +3,8 @@
  *  POST  /v1/schools                 admin: create (409 duplicate-school / duplicate-laestab)
  *  GET   /v1/schools                 admin: cursor-paged by URN
  *  GET   /v1/schools/{urn}           admin, or a school key for its own school (else 404)
- *  PATCH /v1/schools/{urn}           admin: name, laestab, kind, register_close, feed
+ *  PATCH /v1/schools/{urn}           admin: name, laestab, kind, register_close, feed,
+ *                                    the feed's private hosts allowlist
  *  GET   /v1/schools/{urn}/pull      admin or that school: the feed's state, refusals
  *  GET   /v1/schools/{urn}/sync      admin or that school: is its integration healthy
  *                                    (webhooks, feed, API marks; dualreg_sync_health)
@@ -19,7 +20,9 @@
 
 #include "dualreg/config.h"
 #include "dualreg/endpoint.h"
+#include "dualreg/secret_box.h"
 #include "dualreg/xalloc.h"
+#include "cursors.h"
 #include "handlers.h"
 #include "json_fields.h"
 #include "problem.h"
@@ -105,35 +108,11 @@ void h_schools_create(struct api_req *r)
 	cJSON_Delete(body);
 }
 
-/* Decodes a list cursor (hex of "s1:" + URN) into urn; false if it is not one. */
-static bool cursor_decode(const char *cursor, char urn[7])
-{
-	char raw[10];
-	if (strlen(cursor) != 18)
-		return false;
-	for (size_t i = 0; i < 9; i++) {
-		unsigned v;
-		if (sscanf(cursor + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", cursor[2 * i]) ||
-		    !strchr("0123456789abcdef", cursor[2 * i + 1]))
-			return false;
-		raw[i] = (char)v;
-	}
-	raw[9] = '\0';
-	if (strncmp(raw, "s1:", 3) != 0)
-		return false;
-	for (size_t i = 3; i < 9; i++)
-		if (raw[i] < '0' || raw[i] > '9')
-			return false;
-	memcpy(urn, raw + 3, 6);
-	urn[6] = '\0';
-	return true;
-}
-
 void h_schools_list(struct api_req *r)
 {
 	char cursor[64], limit_text[16], after[7] = "";
 	long limit = SCHOOLS_LIMIT_DEFAULT;
-	if (api_query_param(r, "cursor", cursor, sizeof cursor) && !cursor_decode(cursor, after)) {
+	if (api_query_param(r, "cursor", cursor, sizeof cursor) && !cursor_schools_decode(cursor, after)) {
 		api_reply_error(r, 400, "invalid-cursor",
 				"cursor is not one this server returned as next_cursor");
 		return;
@@ -176,6 +155,17 @@ static void school_read(struct api_req *r, const char *sql)
 	sql_reply_query(r, sql, 2, params);
 }
 
+/* A school document that may name pupils (the feed's refused items): refused while the
+ * access audit is full, and each pupil it names is recorded (audit.h). */
+static void school_read_audited(struct api_req *r, const char *sql)
+{
+	const char *urn = path_urn(r);
+	if (urn == NULL)
+		return;
+	const char *params[] = {urn, api_key_scope(r)};
+	sql_reply_query_audited(r, sql, 2, params);
+}
+
 void h_school_get(struct api_req *r)
 {
 	school_read(r, "SELECT 200, dualreg_school_json(s) FROM schools s "
@@ -214,6 +204,9 @@ static void read_pull(struct api_req *r, struct jf *j, const cJSON *body, const 
 		    strpbrk(t->valuestring, "\r\n") != NULL)
 			jf_fail(j, "invalid-field", "", "pull_token",
 				"a token of 1 to 4000 characters on one line");
+		else if (secret_box_is_sealed(t->valuestring, NULL))
+			jf_fail(j, "invalid-field", "", "pull_token",
+				"a token cannot begin like a stored encrypted value (v1:KEYID:)");
 		else
 			*token = t->valuestring;
 	}
@@ -223,10 +216,39 @@ static void read_pull(struct api_req *r, struct jf *j, const cJSON *body, const 
 		snprintf(interval, 16, "%lld", seconds);
 }
 
+/*
+ * pull_private_hosts: the hosts whose feed this school's pull_url may name at a private
+ * address (null or [] clears the list). A list of at most 16 strings here; each is
+ * checked and normalised by dualreg_pull_hosts_normal. Returns the list as JSON text
+ * (caller frees) or NULL when the member is absent or refused.
+ */
+static char *read_private_hosts(struct jf *j, const cJSON *body)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(body, "pull_private_hosts");
+	if (h == NULL)
+		return NULL;
+	if (cJSON_IsNull(h))
+		return xstrdup("[]");
+	bool ok = cJSON_IsArray(h) && cJSON_GetArraySize(h) <= 16;
+	const cJSON *list = ok ? h : NULL, *e;
+	cJSON_ArrayForEach(e, list)
+	{
+		ok = ok && cJSON_IsString(e) && e->valuestring[0] != '\0' &&
+		     strlen(e->valuestring) <= 255;
+	}
+	if (!ok) {
+		jf_fail(j, "invalid-field", "", "pull_private_hosts",
+			"a list of at most 16 host names or IP addresses");
+		return NULL;
+	}
+	return cJSON_PrintUnformatted(h);
+}
+
 void h_school_patch(struct api_req *r)
 {
-	static const char *const known[] = {"name",     "laestab",    "kind",          "register_close",
-					    "pull_url", "pull_token", "pull_interval", NULL};
+	static const char *const known[] = {"name",          "laestab",    "kind",
+					    "register_close", "pull_url", "pull_token",
+					    "pull_interval", "pull_private_hosts", NULL};
 	const char *urn = path_urn(r);
 	if (urn == NULL)
 		return;
@@ -248,12 +270,32 @@ void h_school_patch(struct api_req *r)
 	const char *url_set, *url, *token_set, *token;
 	char interval[16];
 	read_pull(r, &j, body, &url_set, &url, &token_set, &token, interval);
-	if (refused(r, &j, body))
+	/* The allowlist opens private addresses: never a school's own key's to change. */
+	if (jf_has(body, "pull_private_hosts") && !r->key.admin) {
+		cJSON_Delete(body);
+		jf_clear(&j);
+		api_reply_error(r, 403, "forbidden", "only an administrator sets pull_private_hosts");
 		return;
+	}
+	char *hosts = read_private_hosts(&j, body);
+	if (refused(r, &j, body)) {
+		free(hosts);
+		return;
+	}
+	/* The token is stored sealed for this school (secret_box.h). */
+	char aad[SECRET_BOX_AAD_MAX];
+	secret_box_aad_school(urn, aad);
+	char *sealed = token != NULL ? secret_box_seal(secret_box_installed(), token, aad) : NULL;
+	if (token != NULL && sealed == NULL) {
+		free(hosts);
+		cJSON_Delete(body);
+		api_reply_error(r, 500, NULL, "the token could not be encrypted");
+		return;
+	}
 	/* A new feed URL starts from the beginning of that feed, at once. */
 	const char *params[] = {urn, name, jf_has(body, "laestab") ? "t" : "f", laestab, kind,
-				am, pm, url_set, url, token_set, token,
-				interval[0] ? interval : NULL};
+				am, pm, url_set, url, token_set, sealed,
+				interval[0] ? interval : NULL, hosts};
 	sql_reply_txn(r,
 		      "UPDATE schools SET name = coalesce($2, name), "
 		      "laestab = CASE WHEN $3::boolean THEN $4 ELSE laestab END, "
@@ -265,22 +307,27 @@ void h_school_patch(struct api_req *r)
 		      "pull_next_at = CASE WHEN $8::boolean THEN now() ELSE pull_next_at END, "
 		      "pull_failures = CASE WHEN $8::boolean THEN 0 ELSE pull_failures END, "
 		      "pull_token = CASE WHEN $10::boolean THEN $11 ELSE pull_token END, "
-		      "pull_interval_s = coalesce($12::integer, pull_interval_s) "
+		      "pull_interval_s = coalesce($12::integer, pull_interval_s), "
+		      "pull_private_hosts = CASE WHEN $13::jsonb IS NULL THEN pull_private_hosts "
+		      "ELSE dualreg_pull_hosts_normal(ARRAY(SELECT jsonb_array_elements_text("
+		      "$13::jsonb))) END "
 		      "WHERE urn = $1 RETURNING 200, dualreg_school_json(schools)",
-		      12, params, school_constraints);
+		      13, params, school_constraints);
+	free(hosts);
+	secret_box_value_free(sealed);
 	cJSON_Delete(body);
 }
 
 void h_school_pull(struct api_req *r)
 {
-	school_read(r, "SELECT 200, dualreg_pull_status(urn) FROM schools "
+	school_read_audited(r, "SELECT 200, dualreg_pull_status(urn) FROM schools "
 		       "WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)");
 }
 
 /* The same document as `dualregctl sync status --school`: both call the one function. */
 void h_school_sync(struct api_req *r)
 {
-	school_read(r, "SELECT 200, dualreg_sync_health(urn) FROM schools "
+	school_read_audited(r, "SELECT 200, dualreg_sync_health(urn) FROM schools "
 		       "WHERE urn = $1 AND ($2::text IS NULL OR urn = $2)");
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <string.h>
 
+#include "dualreg/audit.h"
 #include "dualreg/calendar.h"
 #include "dualreg/jobs.h"
 #include "dualreg/status_cache.h"
@@ -74,6 +75,25 @@ int reads_date_param(struct api_req *r, const char *name, char out[11])
 		return -1;
 	}
 	return 1;
+}
+
+bool reads_audit_refused(struct api_req *r)
+{
+	struct audit *a = r->env->audit;
+	if (!audit_full(a))
+		return false;
+	audit_count_refused(a);
+	api_set_header(r, "Retry-After", "5");
+	api_reply_error(r, 503, "audit-unavailable",
+			"reads of pupil data are paused until the access audit is written; retry");
+	return true;
+}
+
+void reads_audit_body(struct api_req *r, const cJSON *body)
+{
+	audit_read_json(r->env->audit,
+			&(struct audit_reader){r->key.id, r->key.name, r->key.urn},
+			r->route->name, body);
 }
 
 /* True if an If-None-Match header value matches etag (weak comparison, RFC 9110). */

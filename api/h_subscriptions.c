@@ -5,13 +5,18 @@
  *  DELETE /v1/subscriptions/{id}                 stop delivering (pending deliveries fail)
  *  POST   /v1/subscriptions/{id}/rotate-secret   new secret; the old one keeps signing 24 h
  *
- * An endpoint must be https (http only when [outbound] allow_http), carry no user info,
- * and resolve only to public addresses (unless allow_private). The address is checked
- * here with the loop's asynchronous resolver, and again by httpc at every connection,
- * so a name re-pointed at an internal address later is still refused.
+ * An endpoint must be https (http only when [webhooks] allow_http), carry no user info,
+ * and resolve only to public addresses (unless [webhooks] allow_private; [pull]
+ * allow_private and a school's private feed hosts never apply here). The address is
+ * checked here with the loop's asynchronous resolver, and again by httpc at every
+ * connection, so a name re-pointed at an internal address later is still refused.
  *
  * The event types a subscription may name are the rows of event_types (or "*", all):
  * the INSERT checks them, so the list lives in the database only.
+ *
+ * Secrets are stored sealed with the daemon's key (secret_box.h), for the row's id: a
+ * new subscription's id is taken from its sequence first, so that its secret can be
+ * sealed for it before the INSERT.
  */
 #include <arpa/inet.h>
 #include <event2/dns.h>
@@ -25,6 +30,7 @@
 #include "dualreg/endpoint.h"
 #include "dualreg/httpc.h"
 #include "problem.h"
+#include "dualreg/secret_box.h"
 #include "dualreg/sign.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
@@ -123,6 +129,49 @@ static void created(struct api_req *r, PGresult *res)
 	api_reply_json(r, 201, out);
 }
 
+/* The new subscription's id is reserved: seal its secret for it and insert the row. */
+static void id_reserved(struct api_req *r, PGresult *res)
+{
+	struct create *c = r->state;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		r->state = NULL;
+		r->on_abort = NULL;
+		create_free(c);
+		api_reply_db_error(r, res);
+		return;
+	}
+	char id[24], aad[SECRET_BOX_AAD_MAX];
+	snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
+	secret_box_aad_subscription(id, aad);
+	char *sealed = secret_box_seal(secret_box_installed(), c->secret, aad);
+	if (sealed == NULL) {
+		r->state = NULL;
+		r->on_abort = NULL;
+		create_free(c);
+		api_reply_error(r, 500, NULL, "the secret could not be encrypted");
+		return;
+	}
+	const cJSON *url = cJSON_GetObjectItemCaseSensitive(c->body, "url");
+	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(c->body, "description");
+	const char *params[] = {c->urn, url->valuestring, c->events,
+				cJSON_IsString(desc) ? desc->valuestring : "", sealed, id};
+	/* One row: the subscription, or (nothing inserted) the indexes of the event types
+	 * that are neither in event_types nor "*". */
+	api_query(r,
+		  "WITH req AS (SELECT e.type, (e.n - 1)::integer AS i "
+		  "FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(type, n)), "
+		  "unknown AS (SELECT req.i FROM req WHERE req.type <> '*' AND NOT EXISTS "
+		  "(SELECT 1 FROM event_types t WHERE t.type = req.type)), "
+		  "s AS (INSERT INTO subscriptions (id, urn, url, events, description, secret) "
+		  "SELECT $6::bigint, $1, $2, ARRAY(SELECT req.type FROM req ORDER BY req.i), $4, $5 "
+		  "WHERE NOT EXISTS (SELECT 1 FROM unknown) RETURNING *) "
+		  "SELECT " SUB_JSON ", NULL::json FROM s UNION ALL "
+		  "SELECT NULL, json_agg(unknown.i ORDER BY unknown.i) FROM unknown "
+		  "HAVING count(*) > 0",
+		  6, params, created);
+	secret_box_value_free(sealed);
+}
+
 static void insert_subscription(struct api_req *r)
 {
 	struct create *c = r->state;
@@ -142,24 +191,8 @@ static void insert_subscription(struct api_req *r)
 		api_reply_error(r, 500, NULL, "no randomness available for a secret");
 		return;
 	}
-	const cJSON *url = cJSON_GetObjectItemCaseSensitive(c->body, "url");
-	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(c->body, "description");
-	const char *params[] = {c->urn, url->valuestring, c->events,
-				cJSON_IsString(desc) ? desc->valuestring : "", c->secret};
-	/* One row: the subscription, or (nothing inserted) the indexes of the event types
-	 * that are neither in event_types nor "*". */
-	api_query(r,
-		  "WITH req AS (SELECT e.type, (e.n - 1)::integer AS i "
-		  "FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(type, n)), "
-		  "unknown AS (SELECT req.i FROM req WHERE req.type <> '*' AND NOT EXISTS "
-		  "(SELECT 1 FROM event_types t WHERE t.type = req.type)), "
-		  "s AS (INSERT INTO subscriptions (urn, url, events, description, secret) "
-		  "SELECT $1, $2, ARRAY(SELECT req.type FROM req ORDER BY req.i), $4, $5 "
-		  "WHERE NOT EXISTS (SELECT 1 FROM unknown) RETURNING *) "
-		  "SELECT " SUB_JSON ", NULL::json FROM s UNION ALL "
-		  "SELECT NULL, json_agg(unknown.i ORDER BY unknown.i) FROM unknown "
-		  "HAVING count(*) > 0",
-		  5, params, created);
+	api_query(r, "SELECT nextval(pg_get_serial_sequence('subscriptions', 'id'))", 0, NULL,
+		  id_reserved);
 }
 
 static void resolved(int result, struct evutil_addrinfo *ai, void *arg)
@@ -189,7 +222,7 @@ static void resolved(int result, struct evutil_addrinfo *ai, void *arg)
 						  sizeof ip);
 				snprintf(c->refusal, sizeof c->refusal,
 					 "the endpoint resolves to %s, a loopback, private, "
-					 "link-local or multicast address",
+					 "link-local or otherwise non-public address",
 					 ip);
 				break;
 			}
@@ -352,18 +385,31 @@ void h_subscriptions_delete(struct api_req *r)
 		  2, params, api_reply_sql_json_or_404);
 }
 
+/* The new secret, shown in the reply (r->state while the UPDATE runs). */
+static void rotate_abort(struct api_req *r)
+{
+	secret_box_value_free(r->state);
+	r->state = NULL;
+}
+
 static void rotated(struct api_req *r, PGresult *res)
 {
+	char *secret = r->state;
+	r->state = NULL;
+	r->on_abort = NULL;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		secret_box_value_free(secret);
 		api_reply_db_error(r, res);
 		return;
 	}
 	if (PQntuples(res) == 0) {
+		secret_box_value_free(secret);
 		api_reply_error(r, 404, NULL, "no such subscription");
 		return;
 	}
 	cJSON *out = cJSON_Parse(PQgetvalue(res, 0, 0));
-	cJSON_AddStringToObject(out, "secret", PQgetvalue(res, 0, 1));
+	cJSON_AddStringToObject(out, "secret", secret);
+	secret_box_value_free(secret);
 	api_reply_json(r, 200, out);
 }
 
@@ -372,16 +418,27 @@ void h_subscriptions_rotate(struct api_req *r)
 	const char *id = sub_id(r);
 	if (id == NULL)
 		return;
-	char secret[SIGN_SECRET_MAX];
+	char secret[SIGN_SECRET_MAX], canon[24], aad[SECRET_BOX_AAD_MAX];
 	if (sign_secret_new(secret) != 0) {
 		api_reply_error(r, 500, NULL, "no randomness available for a secret");
 		return;
 	}
-	const char *params[] = {id, api_key_scope(r), secret};
+	/* Sealed for the row's id as the database spells it ("007" is row 7). */
+	snprintf(canon, sizeof canon, "%lld", strtoll(id, NULL, 10));
+	secret_box_aad_subscription(canon, aad);
+	char *sealed = secret_box_seal(secret_box_installed(), secret, aad);
+	if (sealed == NULL) {
+		api_reply_error(r, 500, NULL, "the secret could not be encrypted");
+		return;
+	}
+	r->state = xstrdup(secret);
+	r->on_abort = rotate_abort;
+	const char *params[] = {canon, api_key_scope(r), sealed};
 	api_query(r,
 		  "WITH s AS (UPDATE subscriptions SET previous_secret = secret, "
 		  "previous_until = now() + interval '24 hours', secret = $3 "
 		  "WHERE id = $1::bigint AND deleted_at IS NULL AND ($2::text IS NULL OR urn = $2) "
-		  "RETURNING *) SELECT " SUB_JSON ", s.secret FROM s",
+		  "RETURNING *) SELECT " SUB_JSON " FROM s",
 		  3, params, rotated);
+	secret_box_value_free(sealed);
 }

@@ -17,6 +17,8 @@ void h_healthz(struct api_req *r);
 void h_readyz(struct api_req *r);
 void h_metrics(struct api_req *r);
 void h_audit(struct api_req *r);
+/* Appends the access audit's metrics to text (malloc'd; reallocated and returned). */
+char *audit_metrics_append(struct api_req *r, char *text);
 
 /* webhooks (h_subscriptions.c, h_deliveries.c) */
 void h_subscriptions_create(struct api_req *r);
@@ -49,17 +51,34 @@ void h_registrations_list(struct api_req *r);
 /* marks (h_marks.c, h_history.c) */
 void h_marks_post(struct api_req *r);
 void h_mark_history(struct api_req *r);
+/* The envelope of a POST /v1/marks body (shape, JSON types, at most 1000 marks): the
+ * marks array inside body, or NULL with the problem to answer (413 too-many-marks, 422
+ * invalid-marks; the caller owns it) in *problem. */
+cJSON *marks_envelope_check(cJSON *body, cJSON **problem);
 /* reads: status, register, attendance, change feed (h_status.c, h_register.c,
  * h_attendance.c, h_changes.c) and the parameter checks they share (h_status.c). */
 void h_pupil_status(struct api_req *r);
 void h_school_register(struct api_req *r);
 void h_pupil_attendance(struct api_req *r);
 void h_changes(struct api_req *r);
+/* The change feed's long polls, for GET /metrics (h_changes.c). */
+struct changes_stats {
+	unsigned waits;                   /* in progress */
+	unsigned long long waits_refused; /* refused: the key had [limits] max_waits */
+	unsigned long long requeries;     /* queried again after a wake-up or re-check */
+};
+void changes_get_stats(struct changes_stats *out);
 /* Validates a {upn} path segment; replies 422 invalid-upn and returns false if bad. */
 bool reads_check_upn(struct api_req *r, const char *upn);
 /* Query parameter into buf: 1 present, 0 absent, -1 longer than buflen allows. */
 int reads_param(struct api_req *r, const char *name, char *buf, size_t buflen);
 /* Date query parameter: 1 parsed, 0 absent, -1 replied 422 invalid-date. */
 int reads_date_param(struct api_req *r, const char *name, char out[11]);
+/* While the access audit cannot take more records (audit_full): replies 503
+ * audit-unavailable with Retry-After, counts the refusal and returns true. Every read of
+ * pupil data asks before it answers. */
+bool reads_audit_refused(struct api_req *r);
+/* Records a read, by the request's key, of every pupil the answer body names. */
+void reads_audit_body(struct api_req *r, const cJSON *body);
 
 #endif

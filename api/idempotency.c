@@ -8,9 +8,15 @@
  * request timeout (no request can still be running then). A reply the database refuses
  * to store releases the claim before it is sent, so that a retry runs afresh instead of
  * meeting a 'running' row that nothing will ever finish.
+ *
+ * Shown once: the replies of the routes in shown_once carry a webhook signing secret
+ * that the caller sees only in the first response. The stored copy, and so every
+ * replay, has that member set to null and "secret_already_shown": true instead
+ * (api/openapi.yaml, SubscriptionWithSecret); the secret never reaches the table.
  */
 #include "idempotency.h"
 
+#include <cJSON.h>
 #include <event2/event.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -233,10 +239,50 @@ static void stored(struct api_req *r, PGresult *res)
 	req_send_kept(r);
 }
 
+/* The routes whose successful reply shows a secret once, and the member holding it. */
+static const struct {
+	const char *route, *member;
+} shown_once[] = {
+    {"subscriptions.create", "secret"},
+    {"subscriptions.rotate", "secret"},
+};
+
+/*
+ * The body to store for a reply: for a route of shown_once, a 2xx JSON object with its
+ * secret member set to null and "secret_already_shown": true (malloc'd); otherwise
+ * NULL, and the body is stored as it is. A body of such a route that cannot be read
+ * is stored as {} rather than kept whole.
+ */
+static char *redacted(const struct api_req *r, int status, const char *body)
+{
+	if (body == NULL || status < 200 || status > 299)
+		return NULL;
+	const char *member = NULL;
+	for (size_t i = 0; i < sizeof shown_once / sizeof shown_once[0]; i++)
+		if (strcmp(r->route->name, shown_once[i].route) == 0)
+			member = shown_once[i].member;
+	if (member == NULL)
+		return NULL;
+	cJSON *json = cJSON_Parse(body);
+	if (!cJSON_IsObject(json)) {
+		cJSON_Delete(json);
+		return xstrdup("{}");
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(json, member, cJSON_CreateNull());
+	cJSON_DeleteItemFromObjectCaseSensitive(json, "secret_already_shown");
+	cJSON_AddTrueToObject(json, "secret_already_shown");
+	char *text = cJSON_PrintUnformatted(json);
+	cJSON_Delete(json);
+	char *out = xstrdup(text);
+	cJSON_free(text);
+	return out;
+}
+
 /*
  * The handler replied status (with body text, NULL for none, of content type ctype):
- * stores it, or releases the claim for a 5xx; the kept reply is sent afterwards. If the
- * database does not answer, txn.c's 503 sends the kept reply instead.
+ * stores it (redacted when it shows a secret), or releases the claim for a 5xx; the
+ * kept reply is sent afterwards. If the database does not answer, txn.c's 503 sends
+ * the kept reply instead.
  */
 static void record(struct api_req *r, int status, const char *ctype, const char *body)
 {
@@ -247,14 +293,16 @@ static void record(struct api_req *r, int status, const char *ctype, const char 
 	}
 	char st[16];
 	snprintf(st, sizeof st, "%d", status);
+	char *kept = redacted(r, status, body);
 	const char *params[] = {c->key_id, c->idem_key, c->hash, st, body != NULL ? ctype : NULL,
-				body};
+				kept != NULL ? kept : body};
 	api_query(r,
 		  "UPDATE idempotency_keys SET state = 'done', status = $4::int,"
 		  " content_type = $5, response = $6"
 		  " WHERE key_id = $1::bigint AND idem_key = $2 AND request_hash = $3"
 		  " AND state = 'running'",
 		  6, params, stored);
+	free(kept);
 }
 
 static void detached_done(PGresult *res, const char *err, void *arg)
@@ -279,11 +327,14 @@ static void abandon(struct api_req *r)
 
 /* ---- purging expired rows ---- */
 
+/* A first purge soon after start (a daemon restarted often still purges), then every
+ * PURGE_EVERY_S. */
+#define PURGE_FIRST_S 2
 #define PURGE_EVERY_S 600
 
 struct idem_purger {
 	struct db_pool *db;
-	struct event *ev;
+	struct event *ev, *first;
 	struct db_op *op;
 };
 
@@ -320,6 +371,9 @@ struct idem_purger *idem_purger_start(struct event_base *base, struct db_pool *d
 	p->ev = event_new(base, -1, EV_PERSIST, purge_cb, p);
 	struct timeval tv = {PURGE_EVERY_S, 0};
 	event_add(p->ev, &tv);
+	p->first = evtimer_new(base, purge_cb, p);
+	struct timeval soon = {PURGE_FIRST_S, 0};
+	event_add(p->first, &soon);
 	return p;
 }
 
@@ -330,5 +384,6 @@ void idem_purger_stop(struct idem_purger *p)
 	if (p->op != NULL)
 		db_op_cancel(p->op);
 	event_free(p->ev);
+	event_free(p->first);
 	free(p);
 }

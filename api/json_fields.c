@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -157,6 +158,60 @@ bool jf_utf8_check(const cJSON *v, char *pointer, size_t len, bool *in_name)
 {
 	pointer[0] = '\0';
 	return utf8_walk(v, pointer, len, 0, in_name);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The walk of jf_unique_names: ptr[0..at) is v's pointer. Sorting each object's names
+ * keeps a large object from costing the square of its size. */
+static const char *unique_walk(const cJSON *v, char *ptr, size_t len, size_t at)
+{
+	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+		return NULL;
+	if (cJSON_IsObject(v) && v->child != NULL && v->child->next != NULL) {
+		size_t n = 0;
+		for (const cJSON *c = v->child; c != NULL; c = c->next)
+			n++;
+		const char **names = malloc(n * sizeof *names);
+		if (names == NULL)
+			abort();
+		n = 0;
+		for (const cJSON *c = v->child; c != NULL; c = c->next)
+			names[n++] = c->string;
+		qsort(names, n, sizeof *names, name_cmp);
+		const char *twice = NULL;
+		for (size_t i = 1; i < n && twice == NULL; i++)
+			if (strcmp(names[i - 1], names[i]) == 0)
+				twice = names[i];
+		free(names);
+		if (twice != NULL)
+			return twice;
+	}
+	size_t i = 0;
+	for (const cJSON *c = v->child; c != NULL; c = c->next, i++) {
+		size_t next;
+		if (cJSON_IsObject(v)) {
+			next = pointer_push(ptr, len, at, c->string);
+		} else {
+			char index[24];
+			snprintf(index, sizeof index, "%zu", i);
+			next = pointer_push(ptr, len, at, index);
+		}
+		const char *twice = unique_walk(c, ptr, len, next);
+		if (twice != NULL)
+			return twice;
+		ptr[at] = '\0';
+	}
+	return NULL;
+}
+
+const char *jf_unique_names(const cJSON *v, char *pointer, size_t len)
+{
+	pointer[0] = '\0';
+	return unique_walk(v, pointer, len, 0);
 }
 
 bool jf_whole_number(const cJSON *v, long long lo, long long hi, long long *out)

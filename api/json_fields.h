@@ -41,6 +41,16 @@ bool jf_is_null(const cJSON *obj, const char *name);
  * (NULL-terminated). */
 void jf_only(struct jf *j, const cJSON *obj, const char *base, const char *const known[]);
 
+/*
+ * The text of a request body (len bytes, not NUL-terminated) as a JSON object, checked
+ * as api_json_body checks every body: JSON with nothing after it but white space, no
+ * \u0000, well-formed UTF-8 in every member name and string, no member name twice in
+ * one object, an object. Returns the
+ * object (the caller owns it), or NULL with the problem to answer in *problem (400
+ * invalid-json, 422 invalid-body; the caller owns it).
+ */
+cJSON *api_json_parse(const char *text, size_t len, cJSON **problem);
+
 /* name as one JSON pointer reference token (RFC 6901: "~" as "~0", "/" as "~1") in out
  * (len >= 1 bytes), cut between characters to fit; bytes that are not UTF-8 become
  * U+FFFD, so the token is always fit for a problem body. */
@@ -52,6 +62,13 @@ void jf_pointer_token(char *out, size_t len, const char *name);
  * is that of the object holding it) or a value.
  */
 bool jf_utf8_check(const cJSON *v, char *pointer, size_t len, bool *in_name);
+/*
+ * The first member name given twice in one object of the tree under v (a name cJSON
+ * reads first while PostgreSQL's jsonb keeps the last: which one counts would be a
+ * guess), or NULL when there is none; then pointer (bounded by len) is the JSON
+ * pointer of that object.
+ */
+const char *jf_unique_names(const cJSON *v, char *pointer, size_t len);
 /*
  * True when v is a number holding a whole number from lo to hi (both within +-2^53,
  * where doubles are exact), stored in *out unless out is NULL. The range is checked on

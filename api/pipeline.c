@@ -1,6 +1,7 @@
 /*
  * pipeline: the stages before a handler (see pipeline.h), as one table. The order is
- * the order of the answers a client can get: who are you (401), may you call this
+ * the order of the answers a client can get: have you failed too often from where you
+ * are (429, before any token is looked at), who are you (401), may you call this
  * (403), not so fast (429), and only then has this request been made before (the
  * Idempotency-Key claim, which is per key and must not be taken by a refused request).
  * The request carries its position (struct req, request.h), so a stage that waits for

@@ -1,6 +1,7 @@
 /*
  * pipeline: what a routed request passes before its handler runs, as an ordered list
- * of stages (api/pipeline.c): authenticate, authorize, rate-limit (auth.c), then
+ * of stages (api/pipeline.c): authenticate (which first applies the limit on failed
+ * authentications per client address), authorize, rate-limit (auth.c), then
  * idempotency (idempotency.c). Each stage applies to some routes and methods; a stage
  * that lets the request through calls next(r), one that refuses it replies itself.
  */

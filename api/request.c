@@ -78,11 +78,12 @@ static void req_finish(struct req *q, int status)
 	/* Anything this daemon writes makes cached status bodies stale at once. */
 	if (flags & ROUTE_INVALIDATES_STATUS)
 		status_cache_invalidate(r->env->status_cache);
-	/* Every answered read of one pupil's data is recorded: who, which pupil, how (a
-	 * HEAD answers with no data). */
-	if ((flags & ROUTE_AUDIT_READ) && status == 200 && r->method == RM_GET && r->key.id != 0)
-		audit_read(r->env->audit, r->key.id, r->key.name, r->params.value[0],
-			   r->route->name);
+	/* Every answered read of one pupil's data is recorded: who, which pupil, how. A
+	 * HEAD or a 304 tells the caller the data is there (and unchanged) just as well. */
+	if ((flags & ROUTE_AUDIT_READ) && (status == 200 || status == 304) && r->key.id != 0)
+		audit_read(r->env->audit,
+			   &(struct audit_reader){r->key.id, r->key.name, r->key.urn},
+			   r->params.value[0], r->route->name);
 	metrics_http((size_t)(r->route - api_routes), status, ms_since(&q->started) / 1e3);
 	if (r->env->cfg->log_access)
 		log_info("request", "method=%s route=%s status=%d ms=%.2f key=%lld",
@@ -260,6 +261,9 @@ struct api_req *req_start(struct req_host *host, struct evhttp_request *req,
 		api_reply_problem(r, p);
 		return NULL;
 	}
+	/* A read of one pupil's data is answered only if it can be recorded. */
+	if ((route->flags & ROUTE_AUDIT_READ) && reads_audit_refused(r))
+		return NULL;
 	return r;
 }
 

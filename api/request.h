@@ -17,6 +17,7 @@
 #include <event2/event_struct.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <time.h>
 
@@ -49,9 +50,13 @@ struct req {
 	api_result_fn step, after;
 	cJSON *abort_problem;
 
-	/* auth.c: the key lookup in flight */
+	/* auth.c: the client address and the key lookup in flight */
+	unsigned char auth_client[16];
 	void (*auth_next)(struct api_req *r);
+	void (*auth_prev_abort)(struct api_req *r);
 	char auth_hash[AUTH_HASH_HEX];
+	uint64_t auth_gen;
+	bool auth_charged; /* a failure charged before the lookup, refunded if it finds a key */
 
 	/* idempotency.c */
 	struct idem_claim *idem;

@@ -10,8 +10,9 @@
  * has been written.
  *
  * Limits: header and body sizes from the config (evhttp enforces them while reading),
- * a connection read/write timeout, and a cap on requests in progress (503 beyond it),
- * since libevent 2.1 has no connection limit of its own.
+ * a connection read/write (idle) timeout, a deadline for a whole request to arrive and
+ * a cap on open connections (both below: libevent 2.1 has neither), and a cap on
+ * requests in progress (503 beyond it).
  *
  * What the transport leaves to us: a HEAD reply must carry no body (send_raw), a CONNECT
  * is refused as an ordinary request (gen_cb), the query string is parsed strictly once
@@ -21,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/http.h>
@@ -33,15 +35,20 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "dualreg/api.h"
 #include "dualreg/config.h"
+#include "dualreg/log.h"
 #include "dualreg/metrics.h"
 #include "dualreg/xalloc.h"
 #include "handlers.h"
 #include "pipeline.h"
 #include "problem.h"
 #include "request.h"
+
+struct conn;
+TAILQ_HEAD(conn_list, conn);
 
 struct api_server {
 	struct req_host host; /* first: the requests in progress (request.c) */
@@ -54,6 +61,14 @@ struct api_server {
 	void (*drained)(void *);
 	void *drained_arg;
 	struct event ev_drained;
+	/* connections (see "Connections" below) */
+	struct conn_list conns;	   /* adopted, open */
+	struct conn_list adopting; /* accepted, not yet adopted */
+	unsigned nconns;	   /* both lists */
+	struct event ev_adopt;
+	struct conn **by_fd; /* adopted connections by socket */
+	size_t nby_fd;
+	time_t refusal_logged; /* monotonic seconds of the last refusal logged */
 };
 
 /* The limits quoted by evhttp's own error replies (see evhttp_send_error below). */
@@ -82,17 +97,55 @@ static unsigned method_of(enum evhttp_cmd_type t)
 }
 
 /*
- * Reply write tracking, for draining. evhttp_send_reply only queues the response; it
- * reaches the socket on a later loop turn. Exiting as soon as the last handler replied
- * would free the connection with the response still queued. So each reply is counted
- * until evhttp reports it written (on_complete) or its connection goes away (closecb,
- * e.g. the client left), whichever comes first; evhttp serves one request at a time per
- * connection, so one tracker per connection is enough.
+ * Connections. libevent 2.1 has no connection limit and only a per-read timeout, so a
+ * client trickling a byte at a time could hold a connection forever, and any number of
+ * them could be open. Each accepted connection is tracked here, on a bufferevent made
+ * for it (conn_bev_cb, evhttp_set_bevcb), from accept until evhttp frees it:
+ *
+ *  - the cap: a connection beyond [server] max_connections gets a short 503 and is
+ *    closed at once;
+ *  - the read deadline: a request's line, headers and body must all have arrived
+ *    within [server] read_timeout of the connection's accept (the first request) or of
+ *    the first byte of the request (later ones on a kept-alive connection); otherwise
+ *    the socket is shut down, which evhttp reads as the end of the connection and frees
+ *    it the usual way. The deadline stops when the request has arrived (gen_cb) and
+ *    does not run while the connection waits idle for its next request (evhttp's own
+ *    idle timeout applies then);
+ *  - reply write tracking, for draining. evhttp_send_reply only queues the response; it
+ *    reaches the socket on a later loop turn. Exiting as soon as the last handler
+ *    replied would free the connection with the response still queued. So each reply is
+ *    counted until evhttp reports it written (on_complete) or its connection goes away
+ *    (closecb), whichever comes first; evhttp serves one request at a time per
+ *    connection, so one count per connection is enough.
+ *
+ * evhttp calls the bevcb before it has made the connection object, so a new connection
+ * is adopted a moment later (adopt_cb, in the same loop pass, before anything is read):
+ * the connection is the argument evhttp gave the bufferevent's callbacks. A reference
+ * held on the bufferevent until then keeps it valid even if evhttp gave it up at once
+ * (its callbacks are then cleared). From adoption on, the connection's close callback
+ * (evhttp calls it whenever it frees an incoming connection, evhttp_free included) ends
+ * the tracking: every count is dropped exactly once, there.
  */
-struct write_track {
-	struct api_server *srv;
-	struct evhttp_connection *evcon;
+enum conn_state {
+	CONN_READING,  /* a request is arriving: the read deadline runs */
+	CONN_HANDLING, /* the request arrived: routed, handled, replied */
+	CONN_IDLE,     /* kept alive, waiting for the next request's first byte */
 };
+
+struct conn {
+	struct api_server *srv;
+	struct bufferevent *bev;
+	struct evhttp_connection *evcon; /* NULL until adopted */
+	evutil_socket_t fd;
+	enum conn_state state;
+	bool writing; /* a reply counted in srv->nwriting */
+	struct event ev_deadline;
+	struct evbuffer_cb_entry *input_cb;
+	TAILQ_ENTRY(conn) link;
+};
+
+/* Process-wide, like the other counters: read by /metrics (api_server_conn_stats). */
+static struct api_conn_stats conn_stats;
 
 static void maybe_drained(struct api_server *s)
 {
@@ -100,40 +153,222 @@ static void maybe_drained(struct api_server *s)
 		event_active(&s->ev_drained, EV_TIMEOUT, 1);
 }
 
-static void write_track_end(struct write_track *t)
+static void conn_arm_deadline(struct conn *c)
 {
-	struct api_server *s = t->srv;
-	evhttp_connection_set_closecb(t->evcon, NULL, NULL);
-	free(t);
-	s->nwriting--;
-	maybe_drained(s);
+	unsigned ms = c->srv->env->cfg->read_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	c->state = CONN_READING;
+	evtimer_add(&c->ev_deadline, &tv);
 }
 
+/* The request did not arrive in time: shut the socket; evhttp then reads the end of
+ * the connection and frees it (conn_closed_cb). */
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->state != CONN_READING || c->evcon == NULL)
+		return;
+	conn_stats.read_timeouts++;
+	log_debug("request not received in time, closing",
+		  "read_timeout_ms=%u", c->srv->env->cfg->read_timeout_ms);
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Bytes arrived: on an idle kept-alive connection they start the next request. */
+static void conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)buf;
+	struct conn *c = arg;
+	if (info->n_added > 0 && c->state == CONN_IDLE)
+		conn_arm_deadline(c);
+}
+
+static struct conn *conn_of(struct api_server *s, struct evhttp_connection *evcon)
+{
+	if (evcon == NULL)
+		return NULL;
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	if (fd < 0 || (size_t)fd >= s->nby_fd)
+		return NULL;
+	struct conn *c = s->by_fd[fd];
+	return c != NULL && c->evcon == evcon ? c : NULL;
+}
+
+/* Ends the tracking of an adopted connection. */
+static void conn_release(struct conn *c)
+{
+	struct api_server *s = c->srv;
+	evtimer_del(&c->ev_deadline);
+	if (c->input_cb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input_cb);
+	if (c->fd >= 0 && (size_t)c->fd < s->nby_fd && s->by_fd[c->fd] == c)
+		s->by_fd[c->fd] = NULL;
+	TAILQ_REMOVE(&s->conns, c, link);
+	s->nconns--;
+	conn_stats.open = s->nconns;
+	bool was_writing = c->writing;
+	free(c);
+	if (was_writing) {
+		s->nwriting--;
+		maybe_drained(s);
+	}
+}
+
+static void conn_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	conn_release(arg);
+}
+
+/* The reply of the connection's request was written: it may carry another request. */
 static void write_done_cb(struct evhttp_request *req, void *arg)
 {
 	(void)req;
-	write_track_end(arg);
+	struct conn *c = arg;
+	struct api_server *s = c->srv;
+	if (c->writing) {
+		c->writing = false;
+		s->nwriting--;
+	}
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		conn_arm_deadline(c); /* the next request has begun already */
+	else if (c->state != CONN_READING)
+		c->state = CONN_IDLE;
+	maybe_drained(s);
 }
 
-static void write_conn_closed_cb(struct evhttp_connection *evcon, void *arg)
+/* The answer to a connection beyond the cap, written straight to the new socket. */
+#define REFUSAL_BODY                                                                        \
+	"{\"type\":\"/problems/overloaded\",\"title\":\"Service Unavailable\",\"status\":503," \
+	"\"detail\":\"too many connections open; retry\"}"
+static const char refusal[] = "HTTP/1.1 503 Service Unavailable\r\n"
+			      "Content-Type: application/problem+json\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "Retry-After: 1\r\n"
+			      "Connection: close\r\n"
+			      "Content-Length: 118\r\n\r\n" REFUSAL_BODY;
+_Static_assert(sizeof REFUSAL_BODY - 1 == 118, "Content-Length of the refusal");
+
+static void adopt_cb(evutil_socket_t fd_unused, short what, void *arg)
 {
-	(void)evcon;
-	write_track_end(arg);
+	(void)fd_unused;
+	(void)what;
+	struct api_server *s = arg;
+	struct conn *c;
+	while ((c = TAILQ_FIRST(&s->adopting)) != NULL) {
+		TAILQ_REMOVE(&s->adopting, c, link);
+		struct bufferevent *bev = c->bev;
+		bufferevent_data_cb readcb;
+		void *cbarg = NULL;
+		bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+		if (readcb == NULL || cbarg == NULL) {
+			/* evhttp could not set the connection up and freed it already */
+			evtimer_del(&c->ev_deadline);
+			s->nconns--;
+			conn_stats.open = s->nconns;
+			free(c);
+			bufferevent_decref(bev);
+			continue;
+		}
+		struct evhttp_connection *evcon = cbarg;
+		c->evcon = evcon;
+		c->fd = bufferevent_getfd(bev);
+		bufferevent_decref(bev); /* evhttp holds the bufferevent from here on */
+		if (s->nconns > s->env->cfg->max_connections || c->fd < 0) {
+			s->nconns--;
+			conn_stats.open = s->nconns;
+			conn_stats.refused++;
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (s->refusal_logged == 0 || now.tv_sec - s->refusal_logged >= 60) {
+				/* at most once a minute: a flood must not flood the log */
+				s->refusal_logged = now.tv_sec;
+				log_warn("connection limit reached, refusing connections",
+					 "max_connections=%u refused_total=%llu",
+					 s->env->cfg->max_connections, conn_stats.refused);
+			}
+			if (c->fd >= 0) {
+				/* A fresh socket has room for this; if not, it is closed all the
+				 * same. */
+				ssize_t n = send(c->fd, refusal, sizeof refusal - 1,
+						 MSG_NOSIGNAL | MSG_DONTWAIT);
+				(void)n;
+				shutdown(c->fd, SHUT_WR);
+			}
+			evtimer_del(&c->ev_deadline);
+			free(c);
+			/* No close callback is set yet: nothing else refers to it. */
+			evhttp_connection_free(evcon);
+			continue;
+		}
+		if ((size_t)c->fd >= s->nby_fd) {
+			size_t n = s->nby_fd ? s->nby_fd : 64;
+			while (n <= (size_t)c->fd)
+				n *= 2;
+			s->by_fd = xrealloc(s->by_fd, n * sizeof *s->by_fd);
+			memset(s->by_fd + s->nby_fd, 0, (n - s->nby_fd) * sizeof *s->by_fd);
+			s->nby_fd = n;
+		}
+		s->by_fd[c->fd] = c;
+		TAILQ_INSERT_TAIL(&s->conns, c, link);
+		evhttp_connection_set_closecb(evcon, conn_closed_cb, c);
+		c->input_cb = evbuffer_add_cb(bufferevent_get_input(bev), conn_input_cb, c);
+		/* the deadline has run since accept (conn_bev_cb) */
+	}
+}
+
+/* evhttp's bevcb: a new connection was accepted (its socket is set afterwards). */
+static struct bufferevent *conn_bev_cb(struct event_base *base, void *arg)
+{
+	struct api_server *s = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL; /* evhttp tries one of its own */
+	bufferevent_incref(bev);
+	struct conn *c = xcalloc(1, sizeof *c);
+	c->srv = s;
+	c->bev = bev;
+	c->fd = -1;
+	evtimer_assign(&c->ev_deadline, base, conn_deadline_cb, c);
+	conn_arm_deadline(c);
+	TAILQ_INSERT_TAIL(&s->adopting, c, link);
+	s->nconns++;
+	conn_stats.open = s->nconns;
+	event_active(&s->ev_adopt, EV_TIMEOUT, 1);
+	return bev;
+}
+
+/* The request has arrived whole: its connection's read deadline stops. */
+static void conn_request_arrived(struct api_server *s, struct evhttp_request *req)
+{
+	struct conn *c = conn_of(s, evhttp_request_get_connection(req));
+	if (c == NULL)
+		return;
+	evtimer_del(&c->ev_deadline);
+	c->state = CONN_HANDLING;
+}
+
+void api_server_conn_stats(struct api_conn_stats *out)
+{
+	*out = conn_stats;
 }
 
 static struct api_server *the_server; /* for tracking replies sent outside an api_req */
 
 static void track_write(struct evhttp_request *req)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon == NULL || the_server == NULL)
+	if (the_server == NULL)
+		return;
+	struct conn *c = conn_of(the_server, evhttp_request_get_connection(req));
+	if (c == NULL)
 		return; /* the client already left: evhttp frees the request on reply */
-	struct write_track *t = xmalloc(sizeof *t);
-	t->srv = the_server;
-	t->evcon = evcon;
-	the_server->nwriting++;
-	evhttp_request_set_on_complete_cb(req, write_done_cb, t);
-	evhttp_connection_set_closecb(evcon, write_conn_closed_cb, t);
+	if (!c->writing) {
+		c->writing = true;
+		the_server->nwriting++;
+	}
+	evhttp_request_set_on_complete_cb(req, write_done_cb, c);
 }
 
 /*
@@ -222,6 +457,7 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 	unsigned method = method_of(evhttp_request_get_command(req));
 	bool is_connect = evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT;
 	connect_as_plain_request(req); /* before any reply */
+	conn_request_arrived(s, req);
 
 	if (s->draining) {
 		evhttp_remove_header(evhttp_request_get_output_headers(req), "Connection");
@@ -311,6 +547,9 @@ struct api_server *api_server_new(const struct api_env *env, char *err, size_t e
 	s->host.send = send_raw;
 	s->host.ended = request_ended;
 	event_assign(&s->ev_drained, env->base, -1, 0, drained_cb, s);
+	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->adopting);
+	event_assign(&s->ev_adopt, env->base, -1, 0, adopt_cb, s);
 	s->http = evhttp_new(env->base);
 	if (s->http == NULL) {
 		snprintf(err, errlen, "cannot create the HTTP server");
@@ -332,6 +571,7 @@ struct api_server *api_server_new(const struct api_env *env, char *err, size_t e
 						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 						EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(s->http, gen_cb, s);
+	evhttp_set_bevcb(s->http, conn_bev_cb, s);
 
 	s->bound = evhttp_bind_socket_with_handle(s->http, cfg->listen_host, cfg->listen_port);
 	if (s->bound == NULL) {
@@ -384,9 +624,23 @@ void api_server_free(struct api_server *s)
 	if (s == NULL)
 		return;
 	req_abandon_all(&s->host);
-	event_del(&s->ev_drained);
-	/* Frees every connection; their close callbacks release the write trackers. */
+	/* Frees every connection; their close callbacks end their tracking (and, not
+	 * draining any more, do not activate ev_drained). */
+	s->draining = false;
 	evhttp_free(s->http);
+	event_del(&s->ev_drained);
+	/* Accepted in this loop pass and never adopted: evhttp has let them go, only
+	 * the reference taken at accept remains. */
+	struct conn *c;
+	while ((c = TAILQ_FIRST(&s->adopting)) != NULL) {
+		TAILQ_REMOVE(&s->adopting, c, link);
+		evtimer_del(&c->ev_deadline);
+		bufferevent_decref(c->bev);
+		free(c);
+	}
+	event_del(&s->ev_adopt);
+	free(s->by_fd);
+	conn_stats.open = 0;
 	the_server = NULL;
 	free(s);
 }

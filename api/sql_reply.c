@@ -12,6 +12,7 @@
 
 #include "dualreg/log.h"
 #include "dualreg/xalloc.h"
+#include "handlers.h"
 #include "problem.h"
 
 struct txn_state {
@@ -80,13 +81,15 @@ static int row_outcome(const PGresult *res, const char **body)
 	return atoi(PQgetvalue(res, 0, 0));
 }
 
-static void reply_body(struct api_req *r, int status, const char *text)
+static void reply_body(struct api_req *r, int status, const char *text, bool audited)
 {
 	cJSON *json = cJSON_Parse(text);
 	if (json == NULL) {
 		api_reply_error(r, 500, NULL, "the database returned a malformed document");
 		return;
 	}
+	if (audited && status >= 200 && status < 300)
+		reads_audit_body(r, json);
 	api_reply_json(r, status, json);
 }
 
@@ -98,7 +101,7 @@ static void txn_committed(struct api_req *r, PGresult *res)
 	char *body = st->body;
 	st->body = NULL;
 	txn_state_free(r);
-	reply_body(r, status, body);
+	reply_body(r, status, body, false);
 	free(body);
 }
 
@@ -152,7 +155,7 @@ void sql_reply_txn(struct api_req *r, const char *sql, int nparams, const char *
 	api_txn_begin(r, txn_begun);
 }
 
-static void query_ran(struct api_req *r, PGresult *res)
+static void query_answer(struct api_req *r, PGresult *res, bool audited)
 {
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		cJSON *problem = sql_reply_problem(res, NULL);
@@ -168,10 +171,28 @@ static void query_ran(struct api_req *r, PGresult *res)
 		api_reply_error(r, 404, NULL, "no such resource");
 		return;
 	}
-	reply_body(r, status, body);
+	reply_body(r, status, body, audited);
+}
+
+static void query_ran(struct api_req *r, PGresult *res)
+{
+	query_answer(r, res, false);
+}
+
+static void query_ran_audited(struct api_req *r, PGresult *res)
+{
+	query_answer(r, res, true);
 }
 
 void sql_reply_query(struct api_req *r, const char *sql, int nparams, const char *const *params)
 {
 	api_query(r, sql, nparams, params, query_ran);
+}
+
+void sql_reply_query_audited(struct api_req *r, const char *sql, int nparams,
+			     const char *const *params)
+{
+	if (reads_audit_refused(r))
+		return;
+	api_query(r, sql, nparams, params, query_ran_audited);
 }

@@ -32,6 +32,10 @@ void sql_reply_txn(struct api_req *r, const char *sql, int nparams, const char *
 		   const struct sql_reply_map *map);
 /* Runs one read-only statement on any pooled connection and replies. */
 void sql_reply_query(struct api_req *r, const char *sql, int nparams, const char *const *params);
+/* The same for a statement whose answer may name pupils: refused while the access
+ * audit is full, and every pupil a 2xx body names ("upn" members) is recorded. */
+void sql_reply_query_audited(struct api_req *r, const char *sql, int nparams,
+			     const char *const *params);
 /* The problem for a dualreg_fail() error or a mapped constraint, else NULL. */
 cJSON *sql_reply_problem(const struct pg_result *res, const struct sql_reply_map *map);
 

@@ -29,8 +29,10 @@ static void drop_handler_state(struct api_req *r)
 static void unavailable(struct api_req *r, const char *err)
 {
 	drop_handler_state(r);
+	/* Connection errors name hosts, users and databases: for the log only. */
+	log_debug("database unavailable", "route=%s err=\"%s\"", r->route->name, err);
 	api_set_header(r, "Retry-After", "1");
-	api_reply_error(r, 503, "database-unavailable", "%s", err);
+	api_reply_error(r, 503, "database-unavailable", "the database is unavailable; retry");
 }
 
 static void pooled_done(PGresult *res, const char *err, void *arg)

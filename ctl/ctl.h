@@ -65,9 +65,11 @@ int ctl_commands_walk(const struct ctl_command *root, bool hidden,
 extern const struct ctl_command ctl_seed_command;         /* ctl/seed.c */
 extern const struct ctl_command ctl_school_command;       /* ctl/school.c */
 extern const struct ctl_command ctl_pupil_command;        /* ctl/pupil_import.c */
+extern const struct ctl_command ctl_pupil_erase_command;  /* ctl/pupil_erase.c */
 extern const struct ctl_command ctl_sync_command;         /* ctl/sync_status.c */
 extern const struct ctl_command ctl_purge_command;        /* ctl/purge.c */
 extern const struct ctl_command ctl_registration_command; /* ctl/registration.c */
 extern const struct ctl_command ctl_deliveries_command;   /* ctl/deliveries.c */
+extern const struct ctl_command ctl_secrets_command;      /* ctl/secrets.c */
 
 #endif

@@ -266,8 +266,10 @@ static int key_list(const struct config *cfg, int argc, char **argv)
 
 static const char key_revoke_usage[] =
     "usage: dualregctl key revoke ID\n"
-    "Revokes a key at once; running daemons stop accepting it within [limits]\n"
-    "key_cache_ttl. Revoking a revoked key keeps its first revocation time.\n";
+    "Revokes a key at once: the database notifies every running daemon, which\n"
+    "refuses it from its next request on (should a daemon's notifications be\n"
+    "interrupted, within [limits] key_cache_ttl). Revoking a revoked key keeps its\n"
+    "first revocation time.\n";
 
 static int key_revoke(const struct config *cfg, int argc, char **argv)
 {
@@ -416,6 +418,7 @@ static const struct ctl_command *const root_commands[] = {
     &ctl_deliveries_command,
     &ctl_sync_command,
     &ctl_purge_command,
+    &ctl_secrets_command,
     &commands_command,
     NULL,
 };

@@ -1,10 +1,13 @@
 /*
  * purge: `dualregctl purge --before YYYY-MM-DD [--force]`, the retention job. Deletes,
- * in one transaction, the marks and mark history of sessions before the date, the
- * events that occurred before it (with their webhook deliveries) and the access audit
- * records whose last read was before it, and prints how many of each went. "Before the
- * date" for timestamps means before its midnight in Europe/London, as dualreg_today()
- * decides days.
+ * in one transaction, everything kept about the time before the date: marks and mark
+ * history of sessions before it, events that occurred before it (with their webhook
+ * deliveries), alerts of days before it, pull rejections received before it,
+ * registrations that ended before it and requests (registrations or changes) decided
+ * before it, pupils with nothing left who were added before it, and access audit records
+ * whose last read was before it; then prints how many of each went. "Before the date"
+ * for timestamps means before its midnight in Europe/London, as dualreg_today() decides
+ * days.
  *
  * Attendance records must be kept for six years, so a date less than six years before
  * today (dualreg_today()) is refused unless --force is given.
@@ -19,27 +22,47 @@
 
 static const char purge_usage[] =
     "usage: dualregctl purge --before YYYY-MM-DD [--force]\n"
-    "Deletes marks, mark history, events (with their deliveries) and access audit records\n"
-    "older than the date, in one transaction. A date less than six years ago is refused\n"
-    "unless --force is given.\n";
+    "Deletes, in one transaction, what is kept about the time before the date: marks, mark\n"
+    "history, events (with their deliveries), alerts, pull rejections, registrations that\n"
+    "ended and requests decided before it, pupils with nothing left, and access audit\n"
+    "records. A date less than six years ago is refused unless --force is given.\n";
 
 struct purge_step {
 	const char *what;
 	const char *sql;
 };
 
-/* In order: deliveries before the events they reference. $1 is the date. */
+/* The cut-off as a time: midnight of $1 in Europe/London. */
+#define CUTOFF "(($1::date)::timestamp AT TIME ZONE 'Europe/London')"
+
+/* In order: deliveries before the events they reference, registrations and marks before
+ * the pupils they belong to. $1 is the date. */
 static const struct purge_step purge_steps[] = {
     {"marks", "DELETE FROM marks WHERE date < $1::date"},
     {"mark history", "DELETE FROM mark_history WHERE date < $1::date"},
     {"deliveries",
      "DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE occurred_at < "
-     "($1::date)::timestamp AT TIME ZONE 'Europe/London')"},
-    {"events",
-     "DELETE FROM events WHERE occurred_at < ($1::date)::timestamp AT TIME ZONE 'Europe/London'"},
-    {"access audit",
-     "DELETE FROM access_audit WHERE last_at < ($1::date)::timestamp AT TIME ZONE "
-     "'Europe/London'"},
+     CUTOFF ")"},
+    {"events", "DELETE FROM events WHERE occurred_at < " CUTOFF},
+    {"alerts", "DELETE FROM alerts_sent WHERE date < $1::date"},
+    {"pull rejections", "DELETE FROM pull_rejections WHERE pulled_at < " CUTOFF},
+    {"changes decided",
+     "DELETE FROM registration_changes WHERE state <> 'pending' AND "
+     "coalesce(decided_at, created_at) < " CUTOFF},
+    /* ended before the date, or a request that never came into force, decided before it;
+     * their schedules and changes go with them (ON DELETE CASCADE) */
+    {"registrations",
+     "DELETE FROM registration_records WHERE (state = 'in_force' AND end_date < $1::date) "
+     "OR (state IN ('declined', 'withdrawn', 'expired') AND "
+     "coalesce(decided_at, updated_at) < " CUTOFF ")"},
+    /* added before the date and nothing left that names them */
+    {"pupils",
+     "DELETE FROM pupils p WHERE p.created_at < " CUTOFF
+     " AND NOT EXISTS (SELECT 1 FROM registration_records r WHERE r.upn = p.upn)"
+     " AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.upn = p.upn)"
+     " AND NOT EXISTS (SELECT 1 FROM mark_history h WHERE h.upn = p.upn)"
+     " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.upn = p.upn)"},
+    {"access audit", "DELETE FROM access_audit WHERE last_at < " CUTOFF},
 };
 #define PURGE_STEPS (sizeof purge_steps / sizeof purge_steps[0])
 
@@ -100,7 +123,7 @@ static int purge_run(PGconn *conn, const char *before)
 		return 1;
 	printf("purged before %s:\n", before);
 	for (size_t i = 0; i < PURGE_STEPS; i++)
-		printf("  %-13s %lld\n", purge_steps[i].what, counts[i]);
+		printf("  %-16s %lld\n", purge_steps[i].what, counts[i]);
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 /*
- * school: `dualregctl school add|list|show`, the register of schools kept from the
+ * school: `dualregctl school add|list|show|set`, the register of schools kept from the
  * command line. Inputs are checked here first (so an operator gets a clear message)
  * and again by the table's constraints; a duplicate URN or LAESTAB is a refusal
  * (exit 1), a malformed argument a usage error (exit 2).
@@ -21,6 +21,14 @@ static const char school_show_usage[] =
     "usage: dualregctl school show URN [--json]\n"
     "Shows one school, with its register close times, pull URL and number of current\n"
     "registrations.\n";
+
+static const char school_set_usage[] =
+    "usage: dualregctl school set URN --pull-private-hosts HOST[,HOST...]\n"
+    "Sets the hosts whose feed this school's pull_url may name at a private address\n"
+    "(loopback, private, link-local, ...): the school's MIS inside its own network.\n"
+    "Feeds must otherwise be at public addresses, unless [pull] allow_private opens\n"
+    "private ones for every school. HOST is a host name or an IP address; at most 16;\n"
+    "\"\" clears the list. Only an administrator sets it: a school's key cannot.\n";
 
 /* True if text is exactly n ASCII digits. */
 static bool all_digits(const char *text, size_t n)
@@ -64,7 +72,8 @@ static int school_add(PGconn *conn, const char *urn, const char *name, const cha
 static const char school_json_sql[] =
     "json_build_object('urn', urn, 'laestab', laestab, 'name', name, 'kind', kind, "
     "'am_close', to_char(am_close, 'HH24:MI'), 'pm_close', to_char(pm_close, 'HH24:MI'), "
-    "'pull_url', pull_url, 'created_at', created_at, 'updated_at', updated_at)";
+    "'pull_url', pull_url, 'pull_private_hosts', pull_private_hosts, "
+    "'created_at', created_at, 'updated_at', updated_at)";
 
 static int school_list(PGconn *conn, bool json)
 {
@@ -101,6 +110,7 @@ static int school_show(PGconn *conn, const char *urn, bool json)
 		 "SELECT %s, urn, coalesce(laestab, '-'), name, kind, "
 		 "to_char(am_close, 'HH24:MI'), to_char(pm_close, 'HH24:MI'), "
 		 "coalesce(pull_url, '-'), "
+		 "coalesce(nullif(array_to_string(pull_private_hosts, ', '), ''), '-'), "
 		 "(SELECT count(*) FROM registrations g WHERE g.urn = s.urn "
 		 "   AND (g.end_date IS NULL OR g.end_date >= dualreg_today())) "
 		 "FROM schools s WHERE urn = $1",
@@ -119,10 +129,10 @@ static int school_show(PGconn *conn, const char *urn, bool json)
 	} else {
 		printf("urn:            %s\nlaestab:        %s\nname:           %s\n"
 		       "kind:           %s\nregister closes: AM %s, PM %s\npull url:       %s\n"
-		       "current registrations: %s\n",
+		       "pull private hosts: %s\ncurrent registrations: %s\n",
 		       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
 		       PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6),
-		       PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8));
+		       PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8), PQgetvalue(r, 0, 9));
 	}
 	PQclear(r);
 	return rc;
@@ -237,6 +247,75 @@ static int school_show_main(const struct config *cfg, int argc, char **argv)
 	return school_list_show(cfg, argc, argv, true);
 }
 
+/*
+ * Stores the allowlist hosts (comma-separated) for urn, checked and normalised by
+ * dualreg_pull_hosts_normal: a bad host is a usage error (exit 2).
+ */
+static int school_set_hosts(PGconn *conn, const char *urn, const char *hosts)
+{
+	const char *p[] = {urn, hosts};
+	PGresult *r = PQexecParams(
+	    conn,
+	    "UPDATE schools SET pull_private_hosts = "
+	    "dualreg_pull_hosts_normal(string_to_array($2, ',')), updated_at = dualreg_now() "
+	    "WHERE urn = $1 RETURNING coalesce(nullif(array_to_string(pull_private_hosts, ', '), "
+	    "''), '(none)')",
+	    2, NULL, p, NULL, NULL, 0);
+	int rc = 0;
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+		bool bad_host = state != NULL && strcmp(state, "DR422") == 0;
+		fprintf(stderr, "dualregctl: %s%s", bad_host && detail ? detail : PQresultErrorMessage(r),
+			bad_host && detail ? "\n" : "");
+		rc = bad_host ? 2 : 1;
+	} else if (PQntuples(r) == 0) {
+		fprintf(stderr, "dualregctl: no school with URN %s\n", urn);
+		rc = 1;
+	} else {
+		printf("school %s: pull private hosts %s\n", urn, PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int school_set_main(const struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"pull-private-hosts", required_argument, NULL, 'p'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *hosts = NULL;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'p' || hosts != NULL) {
+			fputs(school_set_usage, stderr);
+			return 2;
+		}
+		hosts = optarg;
+	}
+	if (optind != argc - 1 || hosts == NULL) {
+		fputs(school_set_usage, stderr);
+		return 2;
+	}
+	const char *urn = argv[optind];
+	if (!all_digits(urn, 6)) {
+		fprintf(stderr, "dualregctl: \"%s\" is not a URN (6 digits)\n", urn);
+		return 2;
+	}
+	if (strlen(hosts) > 16 * 256) {
+		fprintf(stderr, "dualregctl: --pull-private-hosts: at most 16 hosts\n");
+		return 2;
+	}
+	PGconn *conn = ctl_connect(cfg);
+	if (conn == NULL)
+		return 1;
+	int rc = school_set_hosts(conn, urn, hosts);
+	PQfinish(conn);
+	return rc;
+}
+
 static const struct ctl_command school_add_command = {
     .name = "add",
     .summary = "add a school",
@@ -258,8 +337,15 @@ static const struct ctl_command school_show_command = {
     .run = school_show_main,
 };
 
+static const struct ctl_command school_set_command = {
+    .name = "set",
+    .summary = "change a school's settings that only an administrator makes",
+    .usage = school_set_usage,
+    .run = school_set_main,
+};
+
 static const struct ctl_command *const school_commands[] = {
-    &school_add_command, &school_list_command, &school_show_command, NULL,
+    &school_add_command, &school_list_command, &school_show_command, &school_set_command, NULL,
 };
 
 const struct ctl_command ctl_school_command = {

@@ -6,15 +6,18 @@
  */
 #include "dualreg/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "dualreg/calendar.h"
+#include "dualreg/net_ranges.h"
 #include "dualreg/xalloc.h"
 
 enum cfg_kind {
@@ -87,6 +90,7 @@ static const struct cfg_key cfg_keys[] = {
     {"secrets", "key_file", CFG_OPTSTRING, OFF(secrets_key_file), 0, 0, "", LIVE},
     {"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0, "00:05", LIVE},
     {"metrics", "token", CFG_OPTSTRING, OFF(metrics_token), 0, 0, "", LIVE},
+    {"audit", "max_pending", CFG_UINT, OFF(audit_max_pending), 10, 10000000, "50000", RESTART},
     {"alerts", "missing_grace", CFG_DURATION, OFF(alert_missing_grace_ms), 0, 86400000, "30m",
      LIVE},
     {"alerts", "check_interval", CFG_DURATION, OFF(alert_check_interval_ms), 100, 3600000, "1m",
@@ -409,6 +413,10 @@ static int apply_key(struct config *cfg, const struct cfg_key *k, const char *va
 	}
 	case CFG_OPTSTRING: {
 		char **slot = (char **)(base + k->offset);
+		struct net_ranges ranges;
+		if (k->offset == offsetof(struct config, trusted_proxies) &&
+		    net_ranges_parse(value, &ranges, err, errlen) != 0)
+			return -1;
 		free(*slot);
 		*slot = value[0] != '\0' ? xstrdup(value) : NULL;
 		return 0;

@@ -30,6 +30,7 @@
 #include "dualreg/log.h"
 #include "dualreg/outbox.h"
 #include "dualreg/pull.h"
+#include "dualreg/secret_box.h"
 #include "dualreg/status_cache.h"
 #include "dualreg/version.h"
 #include "dualreg/xalloc.h"
@@ -44,6 +45,7 @@ struct daemon {
 	struct outbox *outbox;
 	struct puller *puller;
 	struct db_listener *listener; /* wakes change-feed long polls */
+	struct db_listener *key_listener; /* drops cached API keys when a key changes */
 	struct status_cache *status_cache;
 	struct api_env env;
 	struct api_server *api;
@@ -153,6 +155,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	outbox_drain(d->outbox, outbox_drained_cb, d);
 	puller_drain(d->puller, pull_drained_cb, d);
 	dbl_stop(d->listener); /* long polls answer now */
+	dbl_stop(d->key_listener);
 }
 
 /* Re-reads the config file; applies what can change at runtime, warns about the rest. */
@@ -181,8 +184,26 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	struct config old = d->cfg;
 	d->cfg = next;
 	cfg_free(&old);
+	/* [secrets] key_file is read again; a file that does not load keeps the keys in use. */
+	if (d->cfg.secrets_key_file != NULL) {
+		struct secret_box *keys = secret_box_load(d->cfg.secrets_key_file, err, sizeof err);
+		if (keys == NULL)
+			log_error("reload: secrets key file not loaded, keeping the keys in use",
+				  "err=\"%s\"", err);
+		else
+			log_info("secrets key file loaded", "keys=%zu current=%s",
+				 secret_box_key_count(keys), secret_box_key_id(keys, 0));
+		if (keys != NULL)
+			secret_box_install(keys);
+	} else if (secret_box_installed() != NULL) {
+		secret_box_install(NULL);
+		log_warn("reload: no [secrets] key_file: new webhook secrets and feed tokens are "
+			 "stored unencrypted, and encrypted ones cannot be read",
+			 "");
+	}
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	outbox_configure(d->outbox, &oo);
+	httpc_set_proxy(d->http, d->cfg.outbound_proxy);
 	jobs_reschedule(d->jobs);
 	alerts_reschedule(d->alerts);
 	log_set_level(d->cfg.log_level);
@@ -229,13 +250,17 @@ static int run(struct daemon *d)
 		return 1;
 	}
 	d->http = httpc_new(d->base, d->cfg.webhook_max_in_flight, d->cfg.webhook_per_subscription);
+	httpc_set_proxy(d->http, d->cfg.outbound_proxy); /* none unless [outbound] proxy */
 	struct outbox_opts oo = outbox_opts_from(&d->cfg);
 	d->outbox = outbox_new(d->base, d->db, d->http, &oo);
 	d->puller = puller_new(d->base, d->db, d->http, &d->cfg);
 	d->listener = dbl_new(d->base, d->cfg.database_url, d->cfg.connect_timeout_ms,
 			      "dualreg_events");
+	d->key_listener = dbl_new(d->base, d->cfg.database_url, d->cfg.connect_timeout_ms,
+				  API_KEYS_CHANNEL);
 	d->status_cache = status_cache_new(d->listener);
-	d->audit = audit_new(d->base, d->db);
+	d->audit = audit_new(d->base, d->db, d->cfg.audit_max_pending);
+	outbox_set_audit(d->outbox, d->audit);
 	d->env = (struct api_env){.base = d->base,
 				  .db = d->db,
 				  .cfg = &d->cfg,
@@ -254,6 +279,8 @@ static int run(struct daemon *d)
 	d->alerts = alerts_new(d->base, d->db, &d->cfg);
 	dbl_start(d->listener);
 	outbox_listen(d->outbox, d->listener);
+	dbl_start(d->key_listener);
+	api_key_cache_follow(d->key_listener);
 	d->ev_term = evsignal_new(d->base, SIGTERM, stop_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, stop_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, reload_cb, d);
@@ -292,6 +319,8 @@ static void teardown(struct daemon *d)
 	status_cache_free(d->status_cache);
 	audit_free(d->audit);
 	dbl_free(d->listener);
+	api_key_cache_unfollow();
+	dbl_free(d->key_listener);
 	dbp_free(d->db);
 	struct event **evs[] = {&d->ev_term, &d->ev_int, &d->ev_hup, &d->ev_drain_deadline,
 				&d->ev_watchdog};
@@ -344,16 +373,33 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(d.cfg.log_level);
+	struct secret_box *keys = NULL;
+	if (d.cfg.secrets_key_file != NULL &&
+	    (keys = secret_box_load(d.cfg.secrets_key_file, err, sizeof err)) == NULL) {
+		fprintf(stderr, "dualregd: [secrets] key_file: %s\n", err);
+		cfg_free(&d.cfg);
+		return 2;
+	}
 	if (check_only) {
+		secret_box_free(keys);
 		printf("dualregd: configuration OK\n");
 		cfg_free(&d.cfg);
 		return 0;
 	}
+	secret_box_install(keys);
+	if (keys == NULL)
+		log_warn("no [secrets] key_file: webhook secrets and feed tokens are stored "
+			 "unencrypted",
+			 "");
+	else
+		log_info("secrets key file loaded", "keys=%zu current=%s",
+			 secret_box_key_count(keys), secret_box_key_id(keys, 0));
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	int rc = run(&d);
 	teardown(&d);
+	secret_box_install(NULL);
 	curl_global_cleanup();
 	return rc;
 }

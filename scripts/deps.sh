@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the Debian packages dualreg builds, runs and tests with are present.
+# Makes sure the Debian packages dualreg builds, runs and tests with are present
+# (--fuzz: also those `make fuzz` needs).
 # As root, missing packages are installed with apt-get (after one `apt-get update`);
 # otherwise the exact command to run is printed and the script fails.
 set -euo pipefail
@@ -11,7 +12,12 @@ packages=(
   postgresql-15 postgresql-client-15
   valgrind curl ca-certificates openssl systemd
 )
+# `make fuzz` only (scripts/deps.sh --fuzz): clang and its libFuzzer runtime, which
+# Debian ships as a separate package that clang merely recommends. `make check` and
+# `make run` do not need them.
+fuzz_packages=(clang libclang-rt-dev)
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${packages[@]}" nodejs npm; exit 0; fi
+if [[ ${1:-} == --fuzz ]]; then packages+=("${fuzz_packages[@]}"); fi
 
 missing=()
 for p in "${packages[@]}"; do

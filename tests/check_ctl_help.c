@@ -99,7 +99,7 @@ static void load_tree(void)
 	    "migrate",      "version",          "key",           "key create",
 	    "key list",     "key revoke",       "seed",          "school",
 	    "school add",   "school list",      "school show",   "pupil",
-	    "pupil import", "registration",     "registration add",
+	    "pupil import", "pupil erase",      "registration",     "registration add",
 	    "registration end",                 "registration schedule",
 	    "registration list",                "registration confirm",
 	    "registration decline",

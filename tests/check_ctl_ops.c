@@ -1,8 +1,8 @@
 /*
  * ctl_ops: dualregctl's operations commands run as an operator runs them, against a
  * fresh database each test: school add/list/show, pupil import (validation with file
- * line numbers, all or nothing, --skip-bad), sync status and purge (the six-year
- * refusal, --force, and that newer rows stay). Exit statuses 0/1/2 and --json output.
+ * line numbers, all or nothing, --skip-bad), sync status, purge (the six-year
+ * refusal, --force, and that newer rows stay) and pupil erase. Exit statuses 0/1/2 and --json output.
  */
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -400,12 +400,167 @@ START_TEST(test_purge)
 
 	/* --force purges a recent date; rows newer than it stay. */
 	ck_assert_int_eq(ctl("purge", "--before", recent, "--force", NULL), 0);
-	assert_out("marks         2");
+	assert_out("marks            2");
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM marks"), 2);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM mark_history"), 2);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM events"), 1);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM deliveries"), 1);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM access_audit"), 1);
+}
+END_TEST
+
+/*
+ * What else retention removes: registrations that ended (with their schedules), requests
+ * decided, alerts, pull rejections, and pupils with nothing left; what is newer, still in
+ * force or pending stays.
+ */
+START_TEST(test_purge_registrations_and_pupils)
+{
+	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('100001', 'Hill', 'mainstream'),"
+		    " ('100002', 'Vale PRU', 'pru')");
+	th_sql(url, "INSERT INTO pupils VALUES ('" UPN1 "', 'A', 'B', '2001-03-14', "
+		    "now() - interval '3500 days'), ('" UPN2 "', 'C', 'D', '2001-03-14', "
+		    "now() - interval '3500 days'), ('" UPN3 "', 'E', 'F', '2001-03-14', "
+		    "now() - interval '3500 days'), ('" UPN_WRONG "', 'G', 'H', '2001-03-14', now())");
+	/* UPN1: on roll long ago, ended; UPN2: on roll since then and still */
+	th_sql(url, "INSERT INTO registration_records (upn, urn, role, start_date, end_date) VALUES "
+		    "('" UPN1 "', '100001', 'main', current_date - 3500, current_date - 3000), "
+		    "('" UPN2 "', '100001', 'main', current_date - 3500, NULL)");
+	th_sql(url, "INSERT INTO registration_schedules (registration_id, effective_from, mask) "
+		    "SELECT id, start_date, 1 FROM registration_records");
+	/* requests: one declined long ago, one pending now */
+	th_sql(url, "INSERT INTO registration_records (upn, urn, role, start_date, state, "
+		    "requested_by, counterpart_urn, expires_at, decided_at) VALUES "
+		    "('" UPN2 "', '100002', 'subsidiary', current_date - 3100, 'declined', '100002', "
+		    "'100001', now() - interval '3090 days', now() - interval '3095 days'), "
+		    "('" UPN2 "', '100002', 'subsidiary', current_date, 'pending', '100002', "
+		    "'100001', now() + interval '10 days', NULL)");
+	th_sql(url, "INSERT INTO registration_changes (registration_id, end_date_set, end_date, "
+		    "requested_by, counterpart_urn, state, expires_at, decided_at, created_at) "
+		    "SELECT id, true, current_date - 3050, '100001', '100002', 'declined', "
+		    "now() - interval '3040 days', now() - interval '3045 days', "
+		    "now() - interval '3050 days' FROM registration_records WHERE upn = '" UPN2
+		    "' AND state = 'in_force'");
+	th_sql(url, "INSERT INTO alerts_sent (upn, date, session, type) VALUES "
+		    "('" UPN2 "', current_date - 3000, 'AM', 'attendance.absent'), "
+		    "('" UPN2 "', current_date - 1, 'AM', 'attendance.absent')");
+	th_sql(url, "INSERT INTO pull_rejections (urn, pulled_at, item, error_type, detail) VALUES "
+		    "('100001', now() - interval '3000 days', '{\"upn\": \"" UPN2 "\"}', 'x', 'y'), "
+		    "('100001', now(), '{\"upn\": \"" UPN2 "\"}', 'x', 'y')");
+	char cutoff[32];
+	long long c = sql_int("SELECT to_char(current_date - 2800, 'YYYYMMDD')::bigint");
+	snprintf(cutoff, sizeof cutoff, "%04lld-%02lld-%02lld", c / 10000, c / 100 % 100, c % 100);
+
+	ck_assert_int_eq(ctl("purge", "--before", cutoff, NULL), 0);
+	assert_out("registrations    2");
+	assert_out("pupils           2");
+	/* UPN1's ended registration and its schedule went, then UPN1 itself; UPN3 never had
+	 * anything; the recent pupil with nothing yet and UPN2 stay */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils WHERE upn IN ('" UPN1 "', '" UPN3
+				 "')"),
+			 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 2);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM registration_records"), 2);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM registration_records WHERE state = "
+				 "'pending'"),
+			 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM registration_schedules"), 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM registration_changes"), 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM alerts_sent"), 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM pull_rejections"), 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM pull_rejections WHERE pulled_at > now() - "
+				 "interval '1 day'"),
+			 1);
+}
+END_TEST
+
+/* A pupil record created in error: everything naming the pupil goes, one erasure row
+ * without personal data remains; statutory records need --force; others are untouched. */
+START_TEST(test_pupil_erase)
+{
+	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('100001', 'Hill', 'mainstream')");
+	th_sql(url, "INSERT INTO pupils VALUES ('" UPN1 "', 'Amira', 'Oneil', '2011-03-14'), ('" UPN2
+		    "', 'Ben', 'Cole', '2011-04-01'), ('" UPN3 "', 'Cara', 'Dunn', '2011-05-01')");
+	th_sql(url, "INSERT INTO registration_records (upn, urn, role, start_date) VALUES "
+		    "('" UPN1 "', '100001', 'main', current_date - 10), "
+		    "('" UPN2 "', '100001', 'main', current_date - 10)");
+	th_sql(url, "ALTER TABLE marks DISABLE TRIGGER marks_absence_alert");
+	th_sql(url, "INSERT INTO marks (upn, urn, date, session, code, source) SELECT u, '100001', "
+		    "current_date - 3, s, '/', 'api' FROM (VALUES ('" UPN1 "'), ('" UPN2 "')) v(u), "
+		    "(VALUES ('AM'), ('PM')) w(s)");
+	th_sql(url, "ALTER TABLE marks ENABLE TRIGGER marks_absence_alert");
+	th_sql(url, "INSERT INTO mark_history (upn, urn, date, session, new_code) SELECT upn, urn, "
+		    "date, session, code FROM marks");
+	th_sql(url, "INSERT INTO subscriptions (urn, url, events, secret) VALUES "
+		    "('100001', 'https://hooks.example/a', '{*}', 's')");
+	th_sql(url, "INSERT INTO events (type, upn, urns, data) VALUES "
+		    "('mark.recorded', '" UPN1 "', '{100001}', '{}'), "
+		    "('mark.recorded', '" UPN2 "', '{100001}', '{}')");
+	th_sql(url, "INSERT INTO alerts_sent (upn, date, session, type) VALUES "
+		    "('" UPN1 "', current_date, 'AM', 'attendance.absent')");
+	th_sql(url, "INSERT INTO pull_rejections (urn, item, error_type, detail) VALUES "
+		    "('100001', '{\"upn\": \"" UPN1 "\"}', 'x', 'y'), "
+		    "('100001', '{\"upn\": \"" UPN2 "\"}', 'x', 'y')");
+	th_sql(url, "INSERT INTO access_audit (at, last_at, upn, endpoint) VALUES "
+		    "(now(), now(), '" UPN1 "', 'a'), (now(), now(), '" UPN2 "', 'a')");
+	th_sql(url, "INSERT INTO api_keys (name, role, urn, token_hash, prefix) VALUES "
+		    "('hill', 'school', '100001', 'h', 'p')");
+	th_sql(url, "INSERT INTO idempotency_keys (key_id, idem_key, request_hash, state, status, "
+		    "response) SELECT id, 'k1', 'x', 'done', 201, '{\"upn\":\"" UPN1 "\"}' FROM api_keys");
+	const char *counts = "SELECT (SELECT count(*) FROM pupils) + (SELECT count(*) FROM marks) + "
+			     "(SELECT count(*) FROM mark_history) + (SELECT count(*) FROM events) + "
+			     "(SELECT count(*) FROM deliveries) + (SELECT count(*) FROM alerts_sent) "
+			     "+ (SELECT count(*) FROM pull_rejections) + (SELECT count(*) FROM "
+			     "access_audit) + (SELECT count(*) FROM registration_records) + "
+			     "(SELECT count(*) FROM idempotency_keys)";
+	long long before = sql_int(counts);
+
+	/* Usage: a reason is required; a malformed UPN; an unknown pupil. */
+	ck_assert_int_eq(ctl("pupil", "erase", UPN1, NULL), 2);
+	ck_assert_int_eq(ctl("pupil", "erase", "not-a-upn", "--reason", "typo", NULL), 2);
+	ck_assert_int_eq(ctl("pupil", "erase", "T926400999001", "--reason", "typo", NULL), 1);
+	assert_err("no pupil");
+	/* Statutory records of the last six years: refused, nothing changes. */
+	ck_assert_int_eq(ctl("pupil", "erase", UPN1, "--reason", "entered twice", NULL), 2);
+	assert_err("statutory");
+	ck_assert_int_eq(sql_int(counts), before);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM erasures"), 0);
+
+	ck_assert_int_eq(ctl("pupil", "erase", UPN1, "--reason", "entered twice", "--force", NULL),
+			 0);
+	assert_out("marks                2");
+	const char *left = "SELECT (SELECT count(*) FROM pupils WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM marks WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM mark_history WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM events WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM deliveries WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM alerts_sent WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM pull_rejections WHERE item::text LIKE '%" UPN1
+			   "%') + (SELECT count(*) FROM access_audit WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM registration_records WHERE upn = '" UPN1 "') + "
+			   "(SELECT count(*) FROM idempotency_keys)";
+	ck_assert_int_eq(sql_int(left), 0);
+	/* the other pupil keeps everything: pupil, 2 marks, 2 history, event (+ delivery, if
+	 * the subscription fanned it out), rejection, audit row, registration */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM marks WHERE upn = '" UPN2 "'"), 2);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM events WHERE upn = '" UPN2 "'"), 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM access_audit WHERE upn = '" UPN2 "'"), 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM pull_rejections"), 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM registration_records"), 1);
+	/* one erasure row, forced, with counts and no trace of whom it was about */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM erasures WHERE forced AND reason = "
+				 "'entered twice' AND (removed->>'marks')::int = 2 AND "
+				 "(removed->>'pupil')::int = 1"),
+			 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM erasures e WHERE row_to_json(e)::text ~ "
+				 "'" UPN1 "|Amira|Oneil|2011-03-14'"),
+			 0);
+	/* No statutory records: no --force needed. */
+	ck_assert_int_eq(ctl("pupil", "erase", UPN3, "--reason", "typo", NULL), 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM pupils"), 1);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM erasures WHERE NOT forced"), 1);
+	ck_assert_int_eq(ctl("pupil", "erase", "--help", NULL), 0);
+	assert_out("usage: dualregctl pupil erase");
 }
 END_TEST
 
@@ -420,6 +575,8 @@ Suite *ctl_ops_suite(void)
 	tcase_add_test(tc, test_pupil_import_existing);
 	tcase_add_test(tc, test_sync_status);
 	tcase_add_test(tc, test_purge);
+	tcase_add_test(tc, test_purge_registrations_and_pupils);
+	tcase_add_test(tc, test_pupil_erase);
 	suite_add_tcase(s, tc);
 	return s;
 }

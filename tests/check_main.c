@@ -20,6 +20,7 @@ int main(void)
 	srunner_add_suite(sr, httpc_suite());
 	srunner_add_suite(sr, outbox_suite());
 	srunner_add_suite(sr, webhooks_suite());
+	srunner_add_suite(sr, outbound_suite());
 	srunner_add_suite(sr, alerts_suite());
 	srunner_add_suite(sr, pull_suite());
 	srunner_add_suite(sr, tls_suite());
@@ -33,6 +34,7 @@ int main(void)
 	srunner_add_suite(sr, daemon_suite());
 	/* platform */
 	srunner_add_suite(sr, auth_suite());
+	srunner_add_suite(sr, auth_abuse_suite());
 	srunner_add_suite(sr, idempotency_unit_suite());
 	srunner_add_suite(sr, ctl_suite());
 	srunner_add_suite(sr, ctl_ops_suite());
@@ -46,10 +48,16 @@ int main(void)
 	srunner_add_suite(sr, listen_suite());
 	srunner_add_suite(sr, reads_suite());
 	srunner_add_suite(sr, changes_suite());
+	srunner_add_suite(sr, longpoll_suite());
 	srunner_add_suite(sr, fuzz_regressions_suite());
+	srunner_add_suite(sr, fuzz_corpus_suite());
 	srunner_add_suite(sr, consent_matrix_suite());
 	srunner_add_suite(sr, consent_scenarios_suite());
 	srunner_add_suite(sr, consent_core_suite());
+	srunner_add_suite(sr, slow_clients_suite());
+	srunner_add_suite(sr, secrets_suite());
+	srunner_add_suite(sr, log_suite());
+	srunner_add_suite(sr, audit_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -336,9 +336,10 @@ START_TEST(test_retry_after_honoured_and_response_kept)
 	outbox_wake(ob);
 	run_until_sql("SELECT count(*) FROM deliveries WHERE attempts = 1 AND last_status = 503", 1,
 		      10);
+	/* The sink is on loopback: what it answered is recorded as not kept. */
 	ck_assert_int_eq(scalar("SELECT count(*) FROM deliveries WHERE status = 'pending' AND "
 				"next_attempt_at > now() + interval '25 seconds' AND "
-				"last_response = 'queue full, come back later'"),
+				"last_response = '(response from a non-public address not kept)'"),
 			 1);
 	ck_assert_int_eq(nhits, 1);
 	outbox_free(ob);

@@ -337,6 +337,34 @@ bool th_daemon_log_contains(const struct th_daemon *d, const char *text)
 	return found;
 }
 
+/* How many completed reloads the daemon has logged. */
+static int daemon_reloads(const struct th_daemon *d)
+{
+	FILE *f = fopen(d->log_path, "r");
+	if (f == NULL)
+		return 0;
+	char line[8192];
+	int n = 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		n += strstr(line, "msg=\"reloaded\"") != NULL;
+	fclose(f);
+	return n;
+}
+
+void th_daemon_reload_with(struct th_daemon *d, const char *ini)
+{
+	int before = daemon_reloads(d);
+	FILE *f = fopen(d->conf_path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs(ini, f);
+	fclose(f);
+	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
+	double deadline = th_now() + 5.0;
+	while (th_now() < deadline && daemon_reloads(d) == before)
+		usleep(20 * 1000);
+	ck_assert_msg(daemon_reloads(d) > before, "no reload; see %s", d->log_path);
+}
+
 struct body_buf {
 	char *p;
 	size_t len;

@@ -54,6 +54,9 @@ int th_daemon_stop(struct th_daemon *d, int sig);
 int th_daemon_wait(struct th_daemon *d, double seconds);
 /* True if the daemon's log contains text. */
 bool th_daemon_log_contains(const struct th_daemon *d, const char *text);
+/* Appends INI text to the daemon's config (later keys win), sends SIGHUP and waits
+ * (bounded) until the daemon has logged one more completed reload. */
+void th_daemon_reload_with(struct th_daemon *d, const char *ini);
 
 struct th_resp {
 	long status;

@@ -15,6 +15,7 @@ Suite *sign_suite(void);
 Suite *httpc_suite(void);
 Suite *outbox_suite(void);
 Suite *webhooks_suite(void);
+Suite *outbound_suite(void); /* where deliveries and feed pulls may connect */
 Suite *alerts_suite(void);
 Suite *pull_suite(void);
 Suite *tls_suite(void);
@@ -26,6 +27,7 @@ Suite *ctl_sync_suite(void);
 Suite *sync_health_suite(void);
 /* platform: authentication, Idempotency-Key, dualregctl */
 Suite *auth_suite(void);
+Suite *auth_abuse_suite(void); /* unknown tokens, failures per address, revocation */
 Suite *idempotency_unit_suite(void);
 Suite *idempotency_suite(void); /* needs POST /v1/schools; see check_idempotency.c */
 Suite *ctl_suite(void);
@@ -44,9 +46,17 @@ Suite *jobs_suite(void);
 Suite *reads_suite(void);
 Suite *changes_suite(void); /* the change feed, on the reads fixture */
 Suite *listen_suite(void);
+Suite *longpoll_suite(void); /* the change feed's long polls under load, targeted wake-ups */
 Suite *fuzz_regressions_suite(void); /* the defects of the fuzzing run of 2026-11-28 */
+Suite *fuzz_corpus_suite(void); /* tests/fuzz/corpus replayed through the harnesses */
 Suite *consent_matrix_suite(void); /* every key against every pupil-data route, by phase */
 Suite *consent_scenarios_suite(void); /* the named cases on the same placement */
 Suite *consent_core_suite(void); /* requests, decisions, expiry, no oracles */
+Suite *slow_clients_suite(void); /* read deadline and connection cap of the listener */
+/* secrets at rest: the integration tests, and secret_box's unit tests (check_secret_box.c) */
+Suite *secrets_suite(void);
+void secret_box_tests(Suite *s);
+Suite *log_suite(void);   /* log lines: every value escaped */
+Suite *audit_suite(void); /* the access audit: every read recorded, none lost */
 
 #endif

@@ -1,9 +1,12 @@
 /* endpoint: URL rules for outbound connections (see endpoint.h). */
 #include "dualreg/endpoint.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dualreg/xalloc.h"
 
@@ -68,6 +71,59 @@ bool endpoint_same_origin(const char *a, const char *b)
 	origin(a, oa, sizeof oa);
 	origin(b, ob, sizeof ob);
 	return oa[0] != '\0' && strcmp(oa, ob) == 0;
+}
+
+/* An IP address's family and bytes; 0 if text is not one. */
+static int parse_ip(const char *text, unsigned char out[16])
+{
+	if (inet_pton(AF_INET, text, out) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, text, out) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+/* Host names a and b (lengths al, bl) equal, without regard to case or a final dot. */
+static bool same_name(const char *a, size_t al, const char *b, size_t bl)
+{
+	if (al > 0 && a[al - 1] == '.')
+		al--;
+	if (bl > 0 && b[bl - 1] == '.')
+		bl--;
+	return al > 0 && al == bl && strncasecmp(a, b, al) == 0;
+}
+
+bool endpoint_host_listed(const char *url, const char *list)
+{
+	char host[256], why[200];
+	if (list == NULL || endpoint_check_url(url, true, host, sizeof host, why, sizeof why) != 0)
+		return false;
+	unsigned char ha[16], ea[16];
+	int hf = parse_ip(host, ha);
+	const char *p = list;
+	while (*p != '\0') {
+		size_t skip = strspn(p, " ,"), n;
+		p += skip;
+		n = strcspn(p, " ,");
+		if (n == 0)
+			break;
+		char entry[256];
+		if (n < sizeof entry) {
+			memcpy(entry, p, n);
+			entry[n] = '\0';
+			/* an IPv6 entry may be written with the brackets of a URL */
+			if (entry[0] == '[' && n > 2 && entry[n - 1] == ']') {
+				memmove(entry, entry + 1, n - 2);
+				entry[n - 2] = '\0';
+			}
+			int ef = parse_ip(entry, ea);
+			if (hf != 0 ? ef == hf && memcmp(ha, ea, hf == AF_INET ? 4 : 16) == 0
+				    : ef == 0 && same_name(host, strlen(host), entry, strlen(entry)))
+				return true;
+		}
+		p += n;
+	}
+	return false;
 }
 
 char *endpoint_with_since(const char *url, const char *cursor)

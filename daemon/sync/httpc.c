@@ -34,6 +34,7 @@ struct httpc {
 	struct event ev_timer;
 	int running;
 	unsigned active;
+	char *proxy; /* NULL: none */
 	LIST_HEAD(, httpc_xfer) xfers;
 };
 
@@ -45,6 +46,7 @@ struct httpc_xfer {
 	char *resp;
 	size_t resp_len, resp_cap, max_response;
 	bool truncated, fail_over_max, allow_private, blocked;
+	bool proxied; /* every connection goes to the configured proxy */
 	long retry_after_s;
 	char errbuf[CURL_ERROR_SIZE];
 	char blocked_addr[INET6_ADDRSTRLEN];
@@ -59,38 +61,88 @@ struct sock_ctx {
 	bool armed;
 };
 
-static bool v4_private(uint32_t a)
+/* A prefix of an address: its first len bits equal those of bytes. */
+struct prefix {
+	unsigned char bytes[16];
+	unsigned len;
+};
+
+static bool in_prefix(const unsigned char *addr, const struct prefix *p)
 {
-	return (a >> 24) == 0 ||             /* 0.0.0.0/8 */
-	       (a >> 24) == 10 ||            /* 10/8 */
-	       (a >> 24) == 127 ||           /* loopback */
-	       (a >> 22) == (100u << 2 | 1) || /* 100.64/10 shared address space */
-	       (a >> 16) == (169u << 8 | 254) || /* link-local */
-	       (a >> 20) == (172u << 4 | 1) || /* 172.16/12 */
-	       (a >> 16) == (192u << 8 | 168) || /* 192.168/16 */
-	       (a >> 28) >= 14;              /* multicast 224/4 and reserved 240/4 */
+	unsigned whole = p->len / 8, rest = p->len % 8;
+	if (memcmp(addr, p->bytes, whole) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (addr[whole] & mask) == (p->bytes[whole] & mask);
+}
+
+static bool in_any(const unsigned char *addr, const struct prefix *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (in_prefix(addr, &list[i]))
+			return true;
+	return false;
+}
+
+/* IPv4 ranges that are not public unicast (IANA IPv4 special-purpose registry entries
+ * not globally reachable, the deprecated 6to4 relay anycast, multicast, reserved). */
+static const struct prefix v4_refused[] = {
+    {{0}, 8},                 /* 0.0.0.0/8 this network */
+    {{10}, 8},                /* 10/8 private */
+    {{100, 64}, 10},          /* 100.64/10 shared address space */
+    {{127}, 8},               /* 127/8 loopback */
+    {{169, 254}, 16},         /* 169.254/16 link-local */
+    {{172, 16}, 12},          /* 172.16/12 private */
+    {{192, 0, 0}, 24},        /* 192.0.0.0/24 protocol assignments */
+    {{192, 0, 2}, 24},        /* 192.0.2.0/24 documentation (TEST-NET-1) */
+    {{192, 88, 99}, 24},      /* 192.88.99.0/24 6to4 relay anycast (deprecated) */
+    {{192, 168}, 16},         /* 192.168/16 private */
+    {{198, 18}, 15},          /* 198.18.0.0/15 benchmarking */
+    {{198, 51, 100}, 24},     /* 198.51.100.0/24 documentation (TEST-NET-2) */
+    {{203, 0, 113}, 24},      /* 203.0.113.0/24 documentation (TEST-NET-3) */
+    {{224}, 4},               /* 224/4 multicast */
+    {{240}, 4},               /* 240/4 reserved, and 255.255.255.255 broadcast */
+};
+
+/* IPv6 ranges inside 2000::/3 that are not public unicast. */
+static const struct prefix v6_refused[] = {
+    {{0x20, 0x01, 0x00, 0x00}, 32},       /* 2001::/32 Teredo */
+    {{0x20, 0x01, 0x00, 0x02, 0, 0}, 48}, /* 2001:2::/48 benchmarking */
+    {{0x20, 0x01, 0x00, 0x10}, 28},       /* 2001:10::/28 ORCHID (deprecated) */
+    {{0x20, 0x01, 0x00, 0x20}, 28},       /* 2001:20::/28 ORCHIDv2 */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32},       /* 2001:db8::/32 documentation */
+    {{0x3f, 0xff, 0x00}, 20},             /* 3fff::/20 documentation */
+};
+
+static const struct prefix v6_global = {{0x20}, 3};                            /* 2000::/3 */
+static const struct prefix v6_mapped = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96};
+static const struct prefix v6_6to4 = {{0x20, 0x02}, 16};                       /* 2002::/16 */
+
+static bool v4_refused_at(const unsigned char *b)
+{
+	return in_any(b, v4_refused, sizeof v4_refused / sizeof v4_refused[0]);
 }
 
 bool httpc_address_is_private(const struct sockaddr *addr)
 {
 	if (addr->sa_family == AF_INET) {
-		uint32_t a = ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr);
-		return v4_private(a);
+		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+		return v4_refused_at((const unsigned char *)&in->sin_addr.s_addr);
 	}
 	if (addr->sa_family == AF_INET6) {
 		const unsigned char *b = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
-		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		if (memcmp(b, mapped, 12) == 0)
-			return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-					  (uint32_t)b[14] << 8 | b[15]);
-		bool zero = true;
-		for (int i = 0; i < 15; i++)
-			zero = zero && b[i] == 0;
-		if (zero) /* :: and ::1 */
+		if (in_prefix(b, &v6_mapped)) /* ::ffff:a.b.c.d: the IPv4 address decides */
+			return v4_refused_at(b + 12);
+		/* Outside 2000::/3: ::, ::1, ::/96 IPv4-compatible, 64:ff9b::/96 and
+		 * 64:ff9b:1::/48 NAT64, 100::/64 discard, 5f00::/16, fc00::/7, fec0::/10,
+		 * fe80::/10, ff00::/8 and every range not allocated for unicast. */
+		if (!in_prefix(b, &v6_global))
 			return true;
-		return (b[0] & 0xfe) == 0xfc ||              /* fc00::/7 unique local */
-		       (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
-		       b[0] == 0xff;                          /* multicast */
+		if (in_prefix(b, &v6_6to4)) /* 2002:a.b.c.d::/48 carries an IPv4 address */
+			return v4_refused_at(b + 2);
+		return in_any(b, v6_refused, sizeof v6_refused / sizeof v6_refused[0]);
 	}
 	return true;
 }
@@ -100,7 +152,8 @@ static curl_socket_t open_socket_cb(void *arg, curlsocktype purpose, struct curl
 {
 	struct httpc_xfer *x = arg;
 	(void)purpose;
-	if (!x->allow_private && httpc_address_is_private(&a->addr)) {
+	/* Through a proxy this is the proxy's address, which the configuration trusts. */
+	if (!x->allow_private && !x->proxied && httpc_address_is_private(&a->addr)) {
 		x->blocked = true;
 		if (a->family == AF_INET)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr,
@@ -168,6 +221,18 @@ static void xfer_free(struct httpc_xfer *x)
 	free(x);
 }
 
+/* True unless ip (the text of the address a transfer last used) is a public one. */
+static bool peer_nonpublic(const char *ip)
+{
+	struct sockaddr_in v4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+	if (ip != NULL && inet_pton(AF_INET, ip, &v4.sin_addr) == 1)
+		return httpc_address_is_private((struct sockaddr *)&v4);
+	if (ip != NULL && inet_pton(AF_INET6, ip, &v6.sin6_addr) == 1)
+		return httpc_address_is_private((struct sockaddr *)&v6);
+	return true;
+}
+
 /* Reports a finished transfer to its owner and frees it. */
 static void xfer_finish(struct httpc_xfer *x, CURLcode code)
 {
@@ -178,11 +243,16 @@ static void xfer_finish(struct httpc_xfer *x, CURLcode code)
 		double t = 0;
 		curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &t);
 		res.total_ms = t * 1000.0;
+		char *ip = NULL; /* also right for a reused connection, unlike open_socket_cb */
+		curl_easy_getinfo(x->easy, CURLINFO_PRIMARY_IP, &ip);
+		res.nonpublic = x->proxied ? x->allow_private : peer_nonpublic(ip);
+	} else {
+		res.nonpublic = true;
 	}
 	res.ok = code == CURLE_OK;
 	if (x->blocked)
 		snprintf(res.error, sizeof res.error,
-			 "address %s is not allowed (loopback, private, link-local or multicast)",
+			 "address %s is not allowed (loopback, private or otherwise not public)",
 			 x->blocked_addr);
 	else if (code == CURLE_WRITE_ERROR && x->truncated)
 		snprintf(res.error, sizeof res.error, "response larger than %zu bytes",
@@ -314,7 +384,14 @@ void httpc_free(struct httpc *h)
 		httpc_cancel(x);
 	evtimer_del(&h->ev_timer);
 	curl_multi_cleanup(h->multi); /* removes the remaining sockets through socket_cb */
+	free(h->proxy);
 	free(h);
+}
+
+void httpc_set_proxy(struct httpc *h, const char *proxy)
+{
+	free(h->proxy);
+	h->proxy = proxy != NULL && proxy[0] != '\0' ? xstrdup(proxy) : NULL;
 }
 
 static void start_failed_cb(evutil_socket_t fd, short what, void *arg)
@@ -335,6 +412,7 @@ struct httpc_xfer *httpc_start(struct httpc *h, const struct httpc_request *req,
 	x->max_response = req->max_response;
 	x->fail_over_max = req->fail_over_max;
 	x->allow_private = req->allow_private;
+	x->proxied = h->proxy != NULL;
 	LIST_INSERT_HEAD(&h->xfers, x, link);
 	for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++)
 		x->headers = curl_slist_append(x->headers, req->headers[i]);
@@ -367,6 +445,11 @@ struct httpc_xfer *httpc_start(struct httpc *h, const struct httpc_request *req,
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "dualreg");
+	/* "" is no proxy at all, whatever *_proxy the environment holds; with a proxy, ""
+	 * for NOPROXY sends every host through it, whatever no_proxy holds. */
+	curl_easy_setopt(e, CURLOPT_PROXY, x->proxied ? h->proxy : "");
+	if (x->proxied)
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
 	if (req->ca_file != NULL)
 		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);

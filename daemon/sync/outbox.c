@@ -9,7 +9,9 @@
  * duplicates only for attempts that were in flight.
  *
  * The webhook-id is the event's id ("evt_<n>"), the same on every attempt and replay;
- * webhook-timestamp and the signatures are made fresh for each attempt.
+ * webhook-timestamp and the signatures are made fresh for each attempt. The secrets
+ * are opened with the installed keyring (secret_box.h) just before signing; one that
+ * does not open makes the attempt fail and be retried like any other failure.
  */
 #include "dualreg/outbox.h"
 
@@ -24,14 +26,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dualreg/audit.h"
 #include "dualreg/db.h"
 #include "dualreg/httpc.h"
 #include "dualreg/listen.h"
 #include "dualreg/log.h"
+#include "dualreg/secret_box.h"
 #include "dualreg/sign.h"
 #include "dualreg/xalloc.h"
 
 #define RESPONSE_KEEP 2048 /* bytes of a response body kept for diagnosis */
+#define RESPONSE_NOT_KEPT "(response from a non-public address not kept)"
 
 struct outbox {
 	struct event_base *base;
@@ -54,6 +59,7 @@ struct outbox {
 	cJSON *queued;
 	struct attempt *queued_attempts, *recording_attempts;
 	struct db_op *record_op;
+	struct audit *audit; /* records each delivery (outbox_set_audit); may be NULL */
 };
 
 struct attempt {
@@ -171,6 +177,7 @@ static void sent(const struct httpc_result *res, void *arg)
 	if (res->ok && res->status >= 200 && res->status < 300) {
 		outcome = "delivered";
 		o->stats.delivered++;
+		audit_delivered(o->audit, a->id); /* the pupil's data reached the subscription */
 	} else if (res->ok && res->status == 410) {
 		outcome = "gone";
 		snprintf(error, sizeof error, "410 Gone: subscription disabled");
@@ -188,9 +195,9 @@ static void sent(const struct httpc_result *res, void *arg)
 		else
 			o->stats.retried++;
 	}
-	log_debug("delivery attempt", "delivery=%s event=%s attempt=%d status=%ld outcome=%s%s%s",
-		  a->id, a->event_id, a->attempt_no, res->status, outcome,
-		  error[0] ? " err=" : "", error);
+	log_debug("delivery attempt",
+		  "delivery=%s event=%s attempt=%d status=%ld outcome=%s err=\"%s\"", a->id,
+		  a->event_id, a->attempt_no, res->status, outcome, error);
 	cJSON *rec = cJSON_CreateObject();
 	cJSON_AddStringToObject(rec, "id", a->id);
 	cJSON_AddStringToObject(rec, "outcome", outcome);
@@ -198,7 +205,12 @@ static void sent(const struct httpc_result *res, void *arg)
 		cJSON_AddNumberToObject(rec, "status", (double)res->status);
 	if (error[0])
 		cJSON_AddStringToObject(rec, "error", error);
-	if (res->body_len > 0) {
+	/* The school sees last_response: an answer from a non-public address (reachable
+	 * only with [webhooks] allow_private) is not kept, so it cannot read internal
+	 * services through its subscription. */
+	if (res->body_len > 0 && res->nonpublic) {
+		cJSON_AddStringToObject(rec, "response", RESPONSE_NOT_KEPT);
+	} else if (res->body_len > 0) {
 		char *kept = printable(res->body, res->body_len);
 		cJSON_AddStringToObject(rec, "response", kept);
 		free(kept);
@@ -241,13 +253,29 @@ static void send_row(struct outbox *o, PGresult *res, int row)
 	snprintf(msg_id, sizeof msg_id, "evt_%s", a->event_id);
 	long long now = (long long)time(NULL);
 	snprintf(ts, sizeof ts, "%lld", now);
-	const char *secret = PQgetvalue(res, row, 4);
+	char aad[SECRET_BOX_AAD_MAX], why[200] = "";
+	secret_box_aad_subscription(PQgetvalue(res, row, 9), aad);
+	const struct secret_box *box = secret_box_installed();
 	bool has_prev = !PQgetisnull(res, row, 5);
-	if (sign_webhook(secret, msg_id, now, a->body, body_len, sig1) != 0 ||
-	    (has_prev && sign_webhook(PQgetvalue(res, row, 5), msg_id, now, a->body, body_len,
-				      sig2) != 0)) {
-		struct httpc_result bad = {.error = "the subscription secret is malformed",
-					   .retry_after_s = -1, .body = ""};
+	char *secret = secret_box_open(box, PQgetvalue(res, row, 4), aad, why, sizeof why);
+	char *prev = has_prev && secret != NULL
+			 ? secret_box_open(box, PQgetvalue(res, row, 5), aad, why, sizeof why)
+			 : NULL;
+	bool signed_ok = secret != NULL && (!has_prev || prev != NULL) &&
+			 sign_webhook(secret, msg_id, now, a->body, body_len, sig1) == 0 &&
+			 (!has_prev || sign_webhook(prev, msg_id, now, a->body, body_len, sig2) == 0);
+	secret_box_value_free(secret);
+	secret_box_value_free(prev);
+	if (!signed_ok) {
+		struct httpc_result bad = {.retry_after_s = -1, .body = ""};
+		if (why[0]) {
+			snprintf(bad.error, sizeof bad.error, "cannot read the subscription secret: %s",
+				 why);
+			log_error("webhook secret not readable", "delivery=%s subscription=%s err=\"%s\"",
+				  a->id, PQgetvalue(res, row, 9), why);
+		} else {
+			snprintf(bad.error, sizeof bad.error, "the subscription secret is malformed");
+		}
 		sent(&bad, a);
 		return;
 	}
@@ -304,6 +332,8 @@ static void claim(struct outbox *o)
 	}
 	if (o->in_flight >= o->opts.max_in_flight)
 		return; /* a finishing attempt claims again */
+	if (audit_full(o->audit))
+		return; /* nothing more is sent until the access audit is written; the poll retries */
 	char owner_limit[16], per_sub[16], lease[16];
 	snprintf(owner_limit, sizeof owner_limit, "%u", o->opts.max_in_flight - o->in_flight);
 	snprintf(per_sub, sizeof per_sub, "%u", o->opts.per_subscription);
@@ -314,7 +344,7 @@ static void claim(struct outbox *o)
 	o->claim_op = dbp_query(o->db,
 				"SELECT id, event_id, attempts, url, secret, previous_secret, type, "
 				"to_char(occurred_at AT TIME ZONE 'UTC', "
-				"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), data "
+				"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), data, subscription_id "
 				"FROM dualreg_outbox_claim($1, $2::integer, $3::integer, $4::integer)",
 				4, params, claimed, o);
 }
@@ -360,6 +390,11 @@ void outbox_configure(struct outbox *o, const struct outbox_opts *opts)
 	set_opts(o, opts);
 	struct timeval tv = {o->opts.poll_ms / 1000, (o->opts.poll_ms % 1000) * 1000};
 	event_add(&o->ev_poll, &tv);
+}
+
+void outbox_set_audit(struct outbox *o, struct audit *a)
+{
+	o->audit = a;
 }
 
 void outbox_wake(struct outbox *o)

@@ -2,7 +2,9 @@
  * pull: the feed reader (see pull.h). One run per claimed school walks its pages:
  * fetch -> check -> apply -> (more? fetch the next) -> done. A run holds its school's
  * lease; each page is applied only if the lease and the cursor are still the ones the
- * page was asked with, so a page is never applied twice.
+ * page was asked with, so a page is never applied twice. The school's token is opened
+ * with the installed keyring (secret_box.h) when the run starts; one that does not
+ * open fails the run, which backs off like any other failure.
  */
 #include "dualreg/pull.h"
 
@@ -20,6 +22,8 @@
 #include "dualreg/httpc.h"
 #include "dualreg/log.h"
 #include "dualreg/metrics.h"
+#include "dualreg/utf8.h"
+#include "dualreg/secret_box.h"
 #include "dualreg/xalloc.h"
 
 struct puller {
@@ -45,6 +49,7 @@ struct pull_run {
 	char *next_url; /* a `next` URL the previous page gave */
 	char *page;     /* the marks of the page being applied, as JSON text */
 	char *next_cursor;
+	char *private_hosts; /* hosts this school's feed may reach at private addresses */
 	bool more;
 	int pages;
 	struct httpc_xfer *xfer;
@@ -65,11 +70,12 @@ static void run_free(struct pull_run *r)
 		r->next->prev = r->prev;
 	p->nruns--;
 	free(r->base_url);
-	free(r->token);
+	secret_box_value_free(r->token);
 	free(r->since);
 	free(r->next_url);
 	free(r->page);
 	free(r->next_cursor);
+	free(r->private_hosts);
 	free(r);
 	if (p->draining && p->nruns == 0 && p->drained != NULL) {
 		void (*cb)(void *) = p->drained;
@@ -104,15 +110,12 @@ static void applied(PGresult *res, const char *err, void *arg)
 {
 	struct pull_run *r = arg;
 	r->op = NULL;
-	if (res == NULL) {
-		run_fail(r, err);
-		return;
-	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		char why[300];
-		snprintf(why, sizeof why, "applying the page failed: %.200s",
-			 PQresultErrorMessage(res));
-		run_fail(r, why);
+	/* The school reads the error kept (last_error): database specifics go to the log
+	 * only. */
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warn("feed page not applied: database error", "urn=%s err=\"%s\"", r->urn,
+			 res ? PQresultErrorMessage(res) : err);
+		run_fail(r, "applying the page failed: database error (logged by dualreg)");
 		return;
 	}
 	cJSON *out = cJSON_Parse(PQgetvalue(res, 0, 0));
@@ -151,10 +154,40 @@ static void applied(PGresult *res, const char *err, void *arg)
 	r->op = dbp_query(r->p->db, "SELECT dualreg_pull_release($1, $2)", 2, params, recorded, r);
 }
 
-/* Checks a page; on success fills r->page, r->next_cursor, r->more, r->next_url. */
-static const char *check_page(struct pull_run *r, const char *body, size_t len)
+/* True when every member name and string under v is well-formed UTF-8 (the depth is
+ * bounded by cJSON's nesting limit). */
+static bool all_utf8(const cJSON *v)
+{
+	if (v->string != NULL && utf8_length(v->string) == UTF8_INVALID)
+		return false;
+	if (cJSON_IsString(v) && utf8_length(v->valuestring) == UTF8_INVALID)
+		return false;
+	for (const cJSON *c = v->child; c != NULL; c = c->next)
+		if (!all_utf8(c))
+			return false;
+	return true;
+}
+
+/* True when JSON text that parsed holds a \u0000 escape, which cJSON would turn into a
+ * NUL that silently cuts its string short. Every backslash of such text starts an
+ * escape, so skipping each escaped character is enough. */
+static bool escaped_nul(const char *text, size_t len)
+{
+	for (size_t i = 0; i + 5 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+			return true;
+		i++;
+	}
+	return false;
+}
+
+const char *pull_check_page(const char *body, size_t len, const char *base_url,
+			    const char *urn, struct pull_page *out)
 {
 	static char why[200];
+	memset(out, 0, sizeof *out);
 	cJSON *page = cJSON_ParseWithLength(body, len);
 	const char *bad = NULL;
 	const cJSON *marks = cJSON_GetObjectItem(page, "marks");
@@ -163,6 +196,10 @@ static const char *check_page(struct pull_run *r, const char *body, size_t len)
 	const cJSON *next = cJSON_GetObjectItem(page, "next");
 	if (!cJSON_IsObject(page))
 		bad = "the page is not JSON {marks, next_cursor, has_more}";
+	else if (!all_utf8(page))
+		bad = "the page is not UTF-8";
+	else if (escaped_nul(body, len))
+		bad = "the page holds \\u0000, which no text can contain";
 	else if (!cJSON_IsArray(marks))
 		bad = "the page has no marks list";
 	else if (cJSON_GetArraySize(marks) > PULL_MAX_ITEMS)
@@ -174,7 +211,7 @@ static const char *check_page(struct pull_run *r, const char *body, size_t len)
 	else if (!cJSON_IsBool(more))
 		bad = "has_more must be true or false";
 	else if (next != NULL && !cJSON_IsNull(next) &&
-		 (!cJSON_IsString(next) || !endpoint_same_origin(next->valuestring, r->base_url)))
+		 (!cJSON_IsString(next) || !endpoint_same_origin(next->valuestring, base_url)))
 		bad = "the next page's URL is not on the feed's own host";
 	if (bad != NULL) {
 		snprintf(why, sizeof why, "%s", bad);
@@ -186,14 +223,40 @@ static const char *check_page(struct pull_run *r, const char *body, size_t len)
 	cJSON_ArrayForEach(m, marks)
 	{
 		if (cJSON_IsObject(m) && !cJSON_HasObjectItem(m, "urn"))
-			cJSON_AddStringToObject((cJSON *)m, "urn", r->urn);
+			cJSON_AddStringToObject((cJSON *)m, "urn", urn);
 	}
-	r->page = cJSON_PrintUnformatted(marks);
-	r->next_cursor = cJSON_IsString(cursor) ? xstrdup(cursor->valuestring) : NULL;
-	r->more = cJSON_IsTrue(more);
-	free(r->next_url);
-	r->next_url = cJSON_IsString(next) ? xstrdup(next->valuestring) : NULL;
+	out->marks = cJSON_PrintUnformatted(marks);
+	out->next_cursor = cJSON_IsString(cursor) ? xstrdup(cursor->valuestring) : NULL;
+	out->more = cJSON_IsTrue(more);
+	out->next_url = cJSON_IsString(next) ? xstrdup(next->valuestring) : NULL;
 	cJSON_Delete(page);
+	return NULL;
+}
+
+void pull_page_free(struct pull_page *pg)
+{
+	cJSON_free(pg->marks);
+	free(pg->next_cursor);
+	free(pg->next_url);
+	memset(pg, 0, sizeof *pg);
+}
+
+/* Checks a page; on success fills r->page, r->next_cursor, r->more, r->next_url. */
+static const char *check_page(struct pull_run *r, const char *body, size_t len)
+{
+	struct pull_page pg;
+	const char *bad = pull_check_page(body, len, r->base_url, r->urn, &pg);
+	if (bad != NULL)
+		return bad;
+	free(r->page);
+	r->page = xstrdup(pg.marks);
+	free(r->next_cursor);
+	r->next_cursor = pg.next_cursor;
+	r->more = pg.more;
+	free(r->next_url);
+	r->next_url = pg.next_url;
+	pg.next_cursor = pg.next_url = NULL;
+	pull_page_free(&pg);
 	return NULL;
 }
 
@@ -240,7 +303,9 @@ static void fetch(struct pull_run *r)
 	    .max_response = cfg->pull_max_page,
 	    .fail_over_max = true,
 	    .allow_http = cfg->pull_allow_http,
-	    .allow_private = cfg->pull_allow_private,
+	    /* [pull] allow_private opens private addresses to every feed; a school's
+	     * allowlist only to its own, and only when the feed's host is listed */
+	    .allow_private = cfg->pull_allow_private || endpoint_host_listed(url, r->private_hosts),
 	    .ca_file = cfg->outbound_ca_file,
 	};
 	r->xfer = httpc_start(r->p->http, &req, fetched, r);
@@ -264,13 +329,25 @@ static void claimed(PGresult *res, const char *err, void *arg)
 		r->p = p;
 		snprintf(r->urn, sizeof r->urn, "%s", PQgetvalue(res, i, 0));
 		r->base_url = xstrdup(PQgetvalue(res, i, 1));
-		r->token = PQgetisnull(res, i, 2) ? NULL : xstrdup(PQgetvalue(res, i, 2));
+		char aad[SECRET_BOX_AAD_MAX], why[200] = "";
+		secret_box_aad_school(r->urn, aad);
+		r->token = PQgetisnull(res, i, 2) ? NULL
+						  : secret_box_open(secret_box_installed(),
+								    PQgetvalue(res, i, 2), aad, why,
+								    sizeof why);
 		r->since = PQgetisnull(res, i, 3) ? NULL : xstrdup(PQgetvalue(res, i, 3));
+		r->private_hosts = xstrdup(PQgetvalue(res, i, 4));
 		r->next = p->runs;
 		if (p->runs)
 			p->runs->prev = r;
 		p->runs = r;
 		p->nruns++;
+		if (why[0] != '\0') {
+			char fail[260];
+			snprintf(fail, sizeof fail, "cannot read the feed token: %s", why);
+			run_fail(r, fail);
+			continue;
+		}
 		fetch(r);
 	}
 }
@@ -284,8 +361,10 @@ static void claim(struct puller *p)
 	/* Long enough for every page of a run at the per-page timeout. */
 	snprintf(lease, sizeof lease, "%u", p->cfg->pull_timeout_ms / 1000 * 2 + 60);
 	const char *params[] = {p->owner, limit, lease};
-	p->claim_op = dbp_query(p->db, "SELECT urn, url, token, cursor FROM "
-				       "dualreg_pull_claim($1, $2::integer, $3::integer)",
+	p->claim_op = dbp_query(p->db, "SELECT c.urn, c.url, c.token, c.cursor, "
+				       "array_to_string(s.pull_private_hosts, ' ') FROM "
+				       "dualreg_pull_claim($1, $2::integer, $3::integer) c "
+				       "JOIN schools s ON s.urn = c.urn",
 				3, params, claimed, p);
 }
 

@@ -80,6 +80,15 @@ typedef void (*api_handler_fn)(struct api_req *r);
  * parameter every scoped SQL statement takes (api/auth.c). */
 const char *api_key_scope(const struct api_req *r);
 
+/* The channel a change to api_keys notifies (sql/functions/15_keys.sql). */
+#define API_KEYS_CHANNEL "dualreg_keys"
+/* Keeps the API key caches (api/auth.c) true to the database: listener, on
+ * API_KEYS_CHANNEL, invalidates every cached key and unknown token on each notification
+ * and reconnection, so a revoked key is refused by the next request. Without it,
+ * entries live [limits] key_cache_ttl. unfollow (before the listener is freed) stops. */
+void api_key_cache_follow(struct db_listener *listener);
+void api_key_cache_unfollow(void);
+
 /* ---- the listener (api/server.c) ---- */
 
 /*
@@ -90,6 +99,14 @@ struct api_server *api_server_new(const struct api_env *env, char *err, size_t e
 /* The bound port (useful when the configuration asked for port 0). */
 uint16_t api_server_port(const struct api_server *s);
 unsigned api_server_inflight(const struct api_server *s);
+/* Client connections: open now (accepted, not yet closed), and since start refused
+ * beyond [server] max_connections or closed because a request did not arrive within
+ * [server] read_timeout. Process-wide, for /metrics; zeros before a server exists. */
+struct api_conn_stats {
+	unsigned open;
+	unsigned long long refused, read_timeouts;
+};
+void api_server_conn_stats(struct api_conn_stats *out);
 /*
  * Stops accepting connections; requests already received finish. drained(arg) runs
  * once no request is in progress (on the next loop turn if none is).

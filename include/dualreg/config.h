@@ -70,6 +70,9 @@ struct config {
 						  this long before today (whole days count) */
 	/* [metrics] */
 	char *metrics_token; /* a bearer token for scrapers instead of an admin key; owned */
+	/* [audit] */
+	unsigned audit_max_pending; /* access records held for the database before pupil reads
+				       are refused (503) */
 	/* [jobs] */
 	unsigned derive_at_min; /* daily derived-D run: minutes after midnight, London time */
 };

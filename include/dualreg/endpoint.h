@@ -18,6 +18,12 @@ int endpoint_check_url(const char *url, bool allow_http, char *host, size_t host
 		       char *why, size_t whylen);
 /* True when both URLs have the same scheme, host and port. */
 bool endpoint_same_origin(const char *a, const char *b);
+/*
+ * True when url's host is one of list (host names or IP addresses separated by spaces
+ * or commas): names compare without regard to case or a final dot, addresses by value
+ * (so ::1 matches 0:0::1). The per-school allowlist of feed hosts that may be private.
+ */
+bool endpoint_host_listed(const char *url, const char *list);
 /* url with "since=<cursor, escaped>" appended to its query; caller frees. */
 char *endpoint_with_since(const char *url, const char *cursor);
 

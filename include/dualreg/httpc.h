@@ -8,7 +8,11 @@
  * followed, a timeout per transfer, a cap on the response kept, and an address policy
  * checked when each socket is opened (after name resolution, so a name that resolves
  * to a loopback, private, link-local or multicast address is refused even if it
- * resolved elsewhere when it was registered).
+ * resolved elsewhere when it was registered). No proxy is used unless one is set with
+ * httpc_set_proxy: http_proxy, https_proxy, all_proxy and no_proxy in the environment
+ * are ignored. Through a configured proxy every connection goes to the proxy, which is
+ * trusted as configured: the address check cannot see the destination, so the proxy
+ * must refuse non-public destinations itself.
  */
 #ifndef DUALREG_HTTPC_H
 #define DUALREG_HTTPC_H
@@ -42,6 +46,9 @@ struct httpc_result {
 	const char *body;    /* the kept part of the response body (NUL-terminated) */
 	size_t body_len;
 	bool truncated;      /* the body was longer than max_response */
+	bool nonpublic;      /* the answer may come from a non-public address: the peer's
+				address is one (allowed by allow_private), is unknown, or the
+				request went through the proxy with allow_private set */
 	long retry_after_s;  /* Retry-After in seconds, -1 if absent or unparseable */
 	double total_ms;
 };
@@ -59,10 +66,20 @@ void httpc_free(struct httpc *h);
 struct httpc_xfer *httpc_start(struct httpc *h, const struct httpc_request *req,
 			       httpc_done_fn done, void *arg);
 void httpc_cancel(struct httpc_xfer *x);
+/* Sends later transfers through proxy ("http://host:port"; copied), or through none
+ * when proxy is NULL or empty (the default). */
+void httpc_set_proxy(struct httpc *h, const char *proxy);
 unsigned httpc_active(const struct httpc *h);
 
-/* True if addr (an IPv4 or IPv6 socket address) is loopback, private, link-local,
- * multicast, unspecified or otherwise not a public unicast address. */
+/*
+ * True if addr (an IPv4 or IPv6 socket address) is not a public unicast address: the
+ * IANA special-purpose ranges that are not globally reachable (loopback, private,
+ * shared, link-local, documentation, benchmarking, protocol assignments, reserved),
+ * multicast and broadcast, IPv6 outside 2000::/3 (unspecified, loopback, IPv4-
+ * compatible, NAT64, discard, unique and site local, link-local, multicast), Teredo,
+ * ORCHID, and an IPv4 address embedded in an IPv4-mapped or 6to4 address that is
+ * itself refused. Any other family is refused too.
+ */
 struct sockaddr;
 bool httpc_address_is_private(const struct sockaddr *addr);
 

@@ -43,6 +43,10 @@ struct outbox *outbox_new(struct event_base *base, struct db_pool *db, struct ht
 			  const struct outbox_opts *opts);
 /* Applies new options (reload); attempts in flight finish under the old ones. */
 void outbox_configure(struct outbox *o, const struct outbox_opts *opts);
+struct audit;
+/* Records every delivered event in the access audit, and holds claims while it is full
+ * (audit.h). */
+void outbox_set_audit(struct outbox *o, struct audit *a);
 /* Looks for due deliveries now. */
 void outbox_wake(struct outbox *o);
 /* Looks for due deliveries after every notification the listener sees. */

@@ -12,6 +12,9 @@
 #ifndef DUALREG_PULL_H
 #define DUALREG_PULL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct event_base;
 struct db_pool;
 struct httpc;
@@ -20,6 +23,24 @@ struct puller;
 
 #define PULL_MAX_PAGES 50
 #define PULL_MAX_ITEMS 1000 /* marks per page, as a POST */
+
+/* A page of a feed, as pull_check_page read it. */
+struct pull_page {
+	char *marks;       /* the marks list as JSON text, each mark given the school's urn */
+	char *next_cursor; /* NULL: none */
+	char *next_url;    /* the `next` URL; NULL: none */
+	bool more;         /* has_more */
+};
+
+/*
+ * Checks a page (body: len bytes) of the feed at base_url, of school urn: JSON of that
+ * shape, all of it UTF-8 and without \u0000 (which would cut a string short), so that
+ * nothing reaches the database altered. NULL with the page in *out (release it with
+ * pull_page_free), or why the page is refused (a static text; *out is then empty).
+ */
+const char *pull_check_page(const char *body, size_t len, const char *base_url,
+			    const char *urn, struct pull_page *out);
+void pull_page_free(struct pull_page *pg);
 
 struct puller *puller_new(struct event_base *base, struct db_pool *db, struct httpc *http,
 			  const struct config *cfg);

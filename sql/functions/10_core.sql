@@ -21,7 +21,39 @@ LANGUAGE sql STABLE AS $$
   SELECT (dualreg_now() AT TIME ZONE 'Europe/London')::date
 $$;
 
--- Records an event; listeners on dualreg_events wake when the transaction commits.
+-- Every event, however it was inserted (dualreg_emit or a set-based insert of many),
+-- is filed under the schools it concerns (event_schools, which a school's change feed
+-- reads) and announced on dualreg_events with those schools: the payload is their URNs,
+-- comma-separated, or '*' (every school) when they would not fit in a notification or
+-- there are none. Listeners wake when the transaction commits; a daemon wakes only the
+-- long polls of keys that can see one of the schools (include/dualreg/listen.h).
+CREATE OR REPLACE FUNCTION dualreg_events_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_payload text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM new_events) THEN
+        RETURN NULL; -- a statement that inserted nothing
+    END IF;
+    WITH filed AS (
+        INSERT INTO event_schools (urn, tx, event_id)
+        SELECT DISTINCT u.urn, n.tx, n.id
+          FROM new_events n CROSS JOIN LATERAL unnest(n.urns) AS u(urn)
+         WHERE u.urn IS NOT NULL
+        RETURNING urn
+    ), schools AS (SELECT DISTINCT urn FROM filed)
+    SELECT CASE WHEN count(*) = 0 OR sum(octet_length(urn) + 1) > 7900 THEN '*'
+                ELSE string_agg(urn, ',' ORDER BY urn) END
+      INTO v_payload FROM schools;
+    PERFORM pg_notify('dualreg_events', v_payload);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER events_inserted
+    AFTER INSERT ON events REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION dualreg_events_inserted();
+
+-- Records an event (see dualreg_events_inserted for what follows).
 -- p_type must be one of event_types (the foreign key refuses anything else).
 CREATE OR REPLACE FUNCTION dualreg_emit(p_type text, p_upn text, p_urns text[], p_data jsonb)
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -31,7 +63,6 @@ BEGIN
     INSERT INTO events (type, upn, urns, data, occurred_at)
     VALUES (p_type, p_upn, p_urns, p_data, dualreg_now())
     RETURNING id INTO v_id;
-    PERFORM pg_notify('dualreg_events', '');
     RETURN v_id;
 END $$;
 

@@ -38,6 +38,7 @@ LANGUAGE sql STABLE AS $$
            'pull', CASE WHEN s.pull_url IS NOT NULL THEN jsonb_build_object(
                      'url', s.pull_url, 'interval', s.pull_interval_s,
                      'token_set', s.pull_token IS NOT NULL) END,
+           'pull_private_hosts', to_jsonb(s.pull_private_hosts),
            'created_at', s.created_at, 'updated_at', s.updated_at)
 $$;
 
@@ -628,6 +629,12 @@ $$;
 -- validated by the daemon) and brings the derived D marks of every dual-registered
 -- pupil of the school in line over the dates whose closure status changed, bounded
 -- to [today - 400, today].
+--
+-- The work of one PUT is bounded: a closure it adds or changes (one not stored with
+-- the same dates) lies within 400 days of today either way (422 closure-out-of-window);
+-- and the closures it adds, changes or removes cover at most 400 days within that
+-- window (422 too-many-closure-days). Stored closures sent back as they are stay,
+-- whatever their dates.
 CREATE OR REPLACE FUNCTION dualreg_closures_replace(p_urn text, p_closures jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -635,12 +642,50 @@ DECLARE
     v_lo date;
     v_hi date;
     v_upn text;
+    v_i bigint;
+    v_f date;
+    v_t date;
+    v_days bigint;
 BEGIN
     -- NO KEY UPDATE: concurrent writers referencing the school (FOR KEY SHARE) are
     -- not blocked, so they cannot deadlock with the pupil locks taken below.
     PERFORM 1 FROM schools WHERE urn = p_urn FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         PERFORM dualreg_fail(404, 'not-found', format('no school with URN %s', p_urn));
+    END IF;
+    SELECT e.i - 1, (e.v->>'from')::date, (e.v->>'to')::date INTO v_i, v_f, v_t
+      FROM jsonb_array_elements(p_closures) WITH ORDINALITY e(v, i)
+     WHERE ((e.v->>'from')::date < v_today - 400 OR (e.v->>'to')::date > v_today + 400)
+       AND NOT EXISTS (SELECT 1 FROM school_closures c
+                        WHERE c.urn = p_urn AND c.from_date = (e.v->>'from')::date
+                          AND c.to_date = (e.v->>'to')::date)
+     ORDER BY e.i LIMIT 1;
+    IF FOUND THEN
+        PERFORM dualreg_fail(422, 'closure-out-of-window',
+            format('the closure %s to %s is new or changed and reaches outside %s to %s: '
+                   'closures are added or changed at most 400 days before or after '
+                   'today (stored ones may be sent back as they are)',
+                   v_f, v_t, v_today - 400, v_today + 400),
+            format('/closures/%s/%s', v_i,
+                   CASE WHEN v_f < v_today - 400 THEN 'from' ELSE 'to' END));
+    END IF;
+    WITH new AS (
+        SELECT (e->>'from')::date AS f, (e->>'to')::date AS t
+          FROM jsonb_array_elements(p_closures) e
+    ), old AS (
+        SELECT from_date AS f, to_date AS t FROM school_closures WHERE urn = p_urn
+    )
+    SELECT coalesce(sum(least(x.t, v_today + 400) - greatest(x.f, v_today - 400) + 1), 0)
+      INTO v_days
+      FROM ((SELECT f, t FROM old EXCEPT SELECT f, t FROM new)
+            UNION ALL (SELECT f, t FROM new EXCEPT SELECT f, t FROM old)) x
+     WHERE x.t >= v_today - 400 AND x.f <= v_today + 400;
+    IF v_days > 400 THEN
+        PERFORM dualreg_fail(422, 'too-many-closure-days',
+            format('the closures added, changed or removed cover %s days within 400 days '
+                   'of today; one request may change at most 400: send the change in '
+                   'parts', v_days),
+            '/closures');
     END IF;
     WITH new AS (
         SELECT (e->>'from')::date AS f, (e->>'to')::date AS t

@@ -26,8 +26,9 @@
 --   4. derived D marks follow for the (pupil, date) pairs posted (dualreg_derive_d),
 --      called only where it has something to do: a school that should hold a D holds
 --      no mark, or a derived mark no longer belongs.
--- Events are inserted set-based with one pg_notify per batch: the same rows and
--- wake-up that dualreg_emit makes, without a function call per mark.
+-- Events are inserted set-based, one statement per round: the same rows (and, through
+-- the trigger on events, the same filing and wake-up) that dualreg_emit makes, without
+-- a function call per mark.
 
 -- A "YYYY-MM-DD" text as a date (years 1900-2199, as calendar.h), or NULL if it is not
 -- one. Never raises, so one bad item cannot fail a batch.
@@ -368,7 +369,6 @@ DECLARE
     v_rounds integer;
     v_derived integer := 0;
     v_emitted integer;
-    v_any_event boolean := false;
     r record;
 BEGIN
     IF p_source IS NULL OR p_source NOT IN ('api', 'pull') THEN
@@ -494,11 +494,7 @@ BEGIN
           INTO v_part, v_emitted
           FROM cls;
         v_out := v_out || coalesce(v_part, '{}');
-        v_any_event := v_any_event OR v_emitted > 0;
     END LOOP;
-    IF v_any_event THEN
-        PERFORM pg_notify('dualreg_events', '');
-    END IF;
 
     -- 4. Derived D marks follow. dualreg_derive_d is called only for the (pupil, date)
     -- pairs where it has something to do, tested with its own two conditions against

@@ -32,10 +32,14 @@ CREATE OR REPLACE TRIGGER events_fan_out
 -- grows with the pending deliveries, not with their square.
 -- The lease and status are checked again on the locked rows themselves, so a delivery
 -- another daemon claimed a moment ago is never claimed twice.
+-- The secrets come as stored (sealed with the daemon's key, see secret_box.h), with
+-- the subscription's id that the daemon opens them for.
+DROP FUNCTION IF EXISTS dualreg_outbox_claim(text, integer, integer, integer);
 CREATE OR REPLACE FUNCTION dualreg_outbox_claim(p_owner text, p_limit integer,
                                                 p_per_sub integer, p_lease_s integer)
 RETURNS TABLE (id bigint, event_id bigint, attempts integer, url text, secret text,
-               previous_secret text, type text, occurred_at timestamptz, data jsonb)
+               previous_secret text, type text, occurred_at timestamptz, data jsonb,
+               subscription_id bigint)
 LANGUAGE sql AS $$
   WITH in_flight AS (
     SELECT l.subscription_id, count(*) AS n
@@ -78,7 +82,7 @@ LANGUAGE sql AS $$
   )
   SELECT c.id, c.event_id, c.attempts, s.url, s.secret,
          CASE WHEN s.previous_until > now() THEN s.previous_secret END,
-         e.type, e.occurred_at, e.data
+         e.type, e.occurred_at, e.data, c.subscription_id
     FROM claimed c
     JOIN subscriptions s ON s.id = c.subscription_id
     JOIN events e ON e.id = c.event_id

@@ -95,3 +95,53 @@ LANGUAGE sql STABLE AS $$
                       ORDER BY id DESC LIMIT 100) x), '[]'::jsonb))
     FROM schools s WHERE s.urn = p_urn
 $$;
+
+-- A school's allowlist of private feed hosts (schema/020_pull_private_hosts.sql),
+-- checked and in canonical form: at most 16 entries, each a host name (labels of
+-- letters, digits and hyphens; at most 253 characters; lower-cased, no final dot) or
+-- an IP address (an IPv6 one with or without brackets; written as PostgreSQL writes
+-- it). Duplicates are dropped. A bad entry is refused: 422 invalid-field with the
+-- pointer /pull_private_hosts/N.
+CREATE OR REPLACE FUNCTION dualreg_pull_hosts_normal(p_hosts text[]) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_out text[] := '{}';
+    v_in text;
+    v_host text;
+    v_ip inet;
+    i integer := 0;
+BEGIN
+    IF cardinality(p_hosts) > 16 THEN
+        PERFORM dualreg_fail(422, 'invalid-field', 'at most 16 hosts', '/pull_private_hosts');
+    END IF;
+    FOREACH v_in IN ARRAY coalesce(p_hosts, '{}') LOOP
+        v_host := lower(btrim(v_in));
+        IF v_host ~ '^\[.*\]$' THEN
+            v_host := substr(v_host, 2, length(v_host) - 2);
+        END IF;
+        v_ip := NULL;
+        IF v_host ~ '^([0-9]+\.){3}[0-9]+$' OR v_host ~ '^[0-9a-f:.]*:[0-9a-f:.]*$' THEN
+            BEGIN
+                v_ip := v_host::inet;
+            EXCEPTION WHEN invalid_text_representation THEN
+                v_ip := NULL;
+            END;
+        END IF;
+        IF masklen(v_ip) = 32 AND family(v_ip) = 4 OR masklen(v_ip) = 128 THEN
+            v_host := host(v_ip);
+        ELSIF v_host ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$'
+              AND length(v_host) <= 254 AND v_host !~ '^[0-9.]+$' THEN
+            v_host := rtrim(v_host, '.');
+        ELSE
+            PERFORM dualreg_fail(422, 'invalid-field',
+                                 format('%s is not a host name or an IP address',
+                                        left(quote_literal(coalesce(v_in, 'null')), 80)),
+                                 '/pull_private_hosts/' || i);
+        END IF;
+        IF NOT v_host = ANY (v_out) THEN
+            v_out := v_out || v_host;
+        END IF;
+        i := i + 1;
+    END LOOP;
+    RETURN v_out;
+END $$;

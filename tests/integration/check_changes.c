@@ -354,7 +354,8 @@ START_TEST(test_listener_reconnects)
 	int killed = 0;
 	while (killed == 0 && th_now() < deadline) {
 		killed = count_sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-				   "WHERE datname = current_database() AND query LIKE 'LISTEN%'");
+				   "WHERE datname = current_database() AND "
+				   "query LIKE 'LISTEN \"dualreg_events\"%'");
 		if (killed == 0)
 			usleep(50 * 1000);
 	}

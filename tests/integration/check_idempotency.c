@@ -230,6 +230,7 @@ END_TEST
 #define STORED_SCHOOL                                                                     \
 	"{\"urn\":\"100001\",\"laestab\":null,\"name\":\"Stored\",\"kind\":\"mainstream\","      \
 	"\"register_close\":{\"am\":\"09:30\",\"pm\":\"14:00\"},\"pull\":null,"                  \
+	"\"pull_private_hosts\":[],"                                                          \
 	"\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\"}"
 
 /* Inserts an idempotency row for admin's key as if for POST /v1/schools school_a. */
@@ -319,10 +320,19 @@ START_TEST(test_not_for_get_or_unauthenticated)
 }
 END_TEST
 
-/*
- * Not in check_main.c until POST /v1/schools exists; enable it by adding
- * srunner_add_suite(sr, idempotency_suite()) there.
- */
+/* Records older than 24 hours are deleted by the daemon, the first time soon after start;
+ * younger ones stay. */
+START_TEST(test_expired_records_purged)
+{
+	plant("old", "done", "25 hours", true);
+	plant("young", "done", "23 hours", true);
+	th_daemon_start(&d, url, NULL, false);
+	wait_count("SELECT count(*) FROM idempotency_keys WHERE idem_key = 'old'", 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM idempotency_keys WHERE idem_key = 'young'"),
+			 1);
+}
+END_TEST
+
 Suite *idempotency_suite(void)
 {
 	Suite *s = suite_create("idempotency");
@@ -337,6 +347,7 @@ Suite *idempotency_suite(void)
 	tcase_add_test(tc, test_takeover);
 	tcase_add_test(tc, test_server_error_releases_claim);
 	tcase_add_test(tc, test_not_for_get_or_unauthenticated);
+	tcase_add_test(tc, test_expired_records_purged);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -202,8 +202,9 @@ START_TEST(test_school_authz)
 	expect_problem(404, "not-found");
 	/* Closures: the school's own key or admin may write; another school may not. */
 	ck_assert_int_eq(call("PUT", "/v1/schools/" HOME "/closures", k_home,
-			      "{\"closures\":[{\"from\":\"2025-12-22\",\"to\":\"2026-01-02\","
-			      "\"reason\":\"Christmas\"}]}"),
+			      "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\","
+			      "\"reason\":\"Christmas\"}]}",
+			      day(-40), day(-29)),
 			 200);
 	call("PUT", "/v1/schools/" HOME "/closures", k_pru, "{\"closures\":[]}");
 	expect_problem(403, "forbidden");
@@ -218,13 +219,16 @@ END_TEST
 START_TEST(test_closures_validation)
 {
 	const char *p = "/v1/schools/" HOME "/closures";
+	char early[11];
+	snprintf(early, sizeof early, "%s", day(-60));
 	call("PUT", p, k_admin,
-	     "{\"closures\":[{\"from\":\"2026-02-16\",\"to\":\"2026-02-20\",\"reason\":\"Half "
-	     "term\"},{\"from\":\"2025-10-27\",\"to\":\"2025-10-31\"}]}");
+	     "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\",\"reason\":\"Half "
+	     "term\"},{\"from\":\"%s\",\"to\":\"%s\"}]}",
+	     day(-20), day(-16), early, day(-56));
 	expect_status(200);
 	const cJSON *list = cJSON_GetObjectItem(R.json, "closures");
 	ck_assert_int_eq(cJSON_GetArraySize(list), 2);
-	ck_assert_str_eq(jstr(cJSON_GetArrayItem(list, 0), "from"), "2025-10-27");
+	ck_assert_str_eq(jstr(cJSON_GetArrayItem(list, 0), "from"), early);
 	ck_assert_str_eq(jstr(cJSON_GetArrayItem(list, 0), "reason"), "");
 	ck_assert_str_eq(jstr(cJSON_GetArrayItem(list, 1), "reason"), "Half term");
 
@@ -265,6 +269,58 @@ START_TEST(test_closures_validation)
 	/* An empty list clears them. */
 	ck_assert_int_eq(call("PUT", p, k_admin, "{\"closures\":[]}"), 200);
 	ck_assert_int_eq(qnum("SELECT count(*) FROM school_closures"), 0);
+}
+END_TEST
+
+/* The work of one PUT is bounded: new or changed closures within 400 days of today,
+ * at most 400 closure days changed; a refused list changes nothing. */
+START_TEST(test_closures_bounds)
+{
+	const char *p = "/v1/schools/" HOME "/closures";
+	ck_assert_int_eq(call("PUT", p, k_admin, "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"}]}",
+			      day(-30), day(-26)),
+			 200);
+	/* Outside the window, either way. */
+	call("PUT", p, k_admin,
+	     "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"},{\"from\":\"%s\",\"to\":\"%s\"}]}",
+	     day(-30), day(-26), day(-401), day(-399));
+	expect_problem(422, "closure-out-of-window");
+	ck_assert(has_pointer("/closures/1/from"));
+	call("PUT", p, k_home, "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"}]}", day(395),
+	     day(401));
+	expect_problem(422, "closure-out-of-window");
+	ck_assert(has_pointer("/closures/0/to"));
+	/* A stored closure from long ago may be sent back as it is, or removed. */
+	th_sql(rg_url, "INSERT INTO school_closures (urn, from_date, to_date) "
+		       "VALUES ('" HOME "', dualreg_today() - 800, dualreg_today() - 790)");
+	char old_from[11], old_to[11];
+	snprintf(old_from, sizeof old_from, "%s", q("SELECT min(from_date) FROM school_closures"));
+	snprintf(old_to, sizeof old_to, "%s", q("SELECT min(to_date) FROM school_closures"));
+	ck_assert_int_eq(call("PUT", p, k_admin,
+			      "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"},{\"from\":\"%s\","
+			      "\"to\":\"%s\"}]}",
+			      old_from, old_to, day(-30), day(-26)),
+			 200);
+	ck_assert_int_eq(qnum("SELECT count(*) FROM school_closures"), 2);
+	ck_assert_int_eq(call("PUT", p, k_admin, "{\"closures\":[]}"), 200);
+	/* 400 closure days changed at once is the most: adding them, then removing them. */
+	ck_assert_int_eq(call("PUT", p, k_admin, "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"}]}",
+			      day(-300), day(99)),
+			 200);
+	ck_assert_int_eq(call("PUT", p, k_admin, "{\"closures\":[]}"), 200);
+	call("PUT", p, k_admin, "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"}]}", day(-300),
+	     day(100));
+	expect_problem(422, "too-many-closure-days");
+	ck_assert(has_pointer("/closures"));
+	/* Changing a closure counts the days it leaves and the days it takes. */
+	ck_assert_int_eq(call("PUT", p, k_admin, "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"}]}",
+			      day(-300), day(-101)),
+			 200);
+	call("PUT", p, k_admin, "{\"closures\":[{\"from\":\"%s\",\"to\":\"%s\"}]}", day(-300),
+	     day(-100));
+	expect_problem(422, "too-many-closure-days");
+	ck_assert_int_eq(qnum("SELECT count(*) FROM school_closures"), 1);
+	ck_assert_str_eq(q("SELECT to_date FROM school_closures"), day(-101));
 }
 END_TEST
 
@@ -394,6 +450,7 @@ Suite *registry_suite(void)
 	tcase_add_test(tc, test_school_list_paging);
 	tcase_add_test(tc, test_school_authz);
 	tcase_add_test(tc, test_closures_validation);
+	tcase_add_test(tc, test_closures_bounds);
 	tcase_add_test(tc, test_pupils);
 	registry_registration_tests(tc);
 	suite_add_tcase(s, tc);
