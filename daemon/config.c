@@ -88,6 +88,15 @@ static const struct cfg_key cfg_keys[] = {
     {"pull", "allow_http", CFG_BOOL, OFF(pull_allow_http), 0, 1, "false", LIVE},
     {"pull", "allow_private", CFG_BOOL, OFF(pull_allow_private), 0, 1, "false", LIVE},
     {"secrets", "key_file", CFG_OPTSTRING, OFF(secrets_key_file), 0, 0, "", LIVE},
+    {"web", "public_url", CFG_STRING, OFF(web_public_url), 0, 0, "http://127.0.0.1:8080",
+     LIVE},
+    {"web", "tls", CFG_BOOL, OFF(web_tls), 0, 1, "false", LIVE},
+    {"web", "session_idle", CFG_DURATION, OFF(web_session_idle_ms), 1000, 86400000, "30m",
+     LIVE},
+    {"web", "session_max", CFG_DURATION, OFF(web_session_max_ms), 1000, 7 * 86400000ul, "12h",
+     LIVE},
+    {"web", "setup_ttl", CFG_DURATION, OFF(web_setup_ttl_ms), 60000, 30 * 86400000ul, "72h",
+     LIVE},
     {"jobs", "derive_at", CFG_CLOCK, OFF(derive_at_min), 0, 0, "00:05", LIVE},
     {"metrics", "token", CFG_OPTSTRING, OFF(metrics_token), 0, 0, "", LIVE},
     {"audit", "max_pending", CFG_UINT, OFF(audit_max_pending), 10, 10000000, "50000", RESTART},
@@ -235,6 +244,8 @@ void cfg_free(struct config *cfg)
 	cfg->trusted_proxies = NULL;
 	free(cfg->secrets_key_file);
 	cfg->secrets_key_file = NULL;
+	free(cfg->web_public_url);
+	cfg->web_public_url = NULL;
 	free(cfg->metrics_token);
 	cfg->metrics_token = NULL;
 }

@@ -60,6 +60,12 @@ struct config {
 	bool pull_allow_private;      /* feeds at private addresses, for every school */
 	/* [secrets] */
 	char *secrets_key_file; /* keys that encrypt webhook secrets and pull tokens; owned */
+	/* [web] the staff web app */
+	char *web_public_url;          /* where staff reach the daemon (set-up links); owned */
+	bool web_tls;                  /* served over TLS (a proxy): session cookies Secure */
+	unsigned web_session_idle_ms;  /* a session unused this long ends */
+	unsigned web_session_max_ms;   /* a session ends this long after sign-in, used or not */
+	unsigned web_setup_ttl_ms;     /* a one-time set-up link is valid this long */
 	unsigned key_cache_ttl_ms; /* how long a looked-up API key is trusted */
 	/* [alerts] */
 	unsigned alert_missing_grace_ms;  /* after register close, before attendance.missing */
