@@ -325,7 +325,8 @@ static void listener_broken(struct db_conn *c, const char *err, void *owner)
 		return;
 	l->failures++;
 	if (was || l->failures == 1)
-		log_warn("change listener lost its connection", "err=\"%s\"", err);
+		log_warn("change listener lost its connection", "channel=%s err=\"%s\"", l->channel,
+			 err);
 	schedule_retry(l);
 }
 

@@ -18,6 +18,10 @@
 #include "../suites.h"
 #include "reads_fixture.h"
 
+/* The change feed's listener in the daemon's log (the API keys have one of their own). */
+#define EVENTS_RECONNECTED "msg=\"change listener reconnected\" channel=dualreg_events"
+#define EVENTS_LOST "msg=\"change listener lost its connection\" channel=dualreg_events"
+
 static void feed(const char *token, const char *since, int limit, int wait, struct th_resp *r)
 {
 	char path[256];
@@ -361,10 +365,10 @@ START_TEST(test_listener_reconnects)
 	}
 	ck_assert_int_eq(killed, 1);
 	deadline = th_now() + 10;
-	while (!th_daemon_log_contains(&rd_d, "change listener reconnected") && th_now() < deadline)
+	while (!th_daemon_log_contains(&rd_d, EVENTS_RECONNECTED) && th_now() < deadline)
 		usleep(50 * 1000);
-	ck_assert(th_daemon_log_contains(&rd_d, "change listener lost its connection"));
-	ck_assert(th_daemon_log_contains(&rd_d, "change listener reconnected"));
+	ck_assert(th_daemon_log_contains(&rd_d, EVENTS_LOST));
+	ck_assert(th_daemon_log_contains(&rd_d, EVENTS_RECONNECTED));
 
 	struct bg_poll b;
 	bg_poll_start(&b, admin, cursor, 10);
@@ -479,9 +483,9 @@ START_TEST(test_feed_through_database_outage)
 
 	ck_assert_int_eq(readyz_until(200, 15), 200);
 	double deadline = th_now() + 15;
-	while (!th_daemon_log_contains(&rd_d, "change listener reconnected") && th_now() < deadline)
+	while (!th_daemon_log_contains(&rd_d, EVENTS_RECONNECTED) && th_now() < deadline)
 		usleep(100 * 1000);
-	ck_assert(th_daemon_log_contains(&rd_d, "change listener reconnected"));
+	ck_assert(th_daemon_log_contains(&rd_d, EVENTS_RECONNECTED));
 	bg_poll_start(&b, admin, cursor, 10);
 	usleep(500 * 1000);
 	th_sql(rd_url, "SELECT dualreg_emit('mark.derived', NULL, ARRAY['100001'], '{}')");
