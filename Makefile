@@ -35,7 +35,7 @@ OPT     = -O2
 LDSAN   =
 endif
 
-PKGS     = libevent libpq libcjson libcurl openssl inih libsystemd
+PKGS     = libevent libpq libcjson libcurl openssl inih libsystemd libargon2 liboath libqrencode
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) check 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check libevent_openssl 2>/dev/null)
@@ -46,7 +46,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
           -Wno-format-zero-length
 CPPFLAGS += -std=c17 -D_GNU_SOURCE -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) \
-          -DDUALREG_SQLDIR='"$(DATADIR)/sql"'
+          -DDUALREG_SQLDIR='"$(DATADIR)/sql"' -DDUALREG_WEBDIR='"$(DATADIR)/web"'
 LDFLAGS += $(LDSAN)
 
 # Everything but the two programs' entry points; new modules are picked up by name.
@@ -57,7 +57,8 @@ CTL_SRCS    = $(sort $(wildcard ctl/*.c))
 TEST_SRCS   = $(wildcard tests/*.c tests/integration/*.c)
 
 CTL_CORE_SRCS = daemon/log.c daemon/xalloc.c daemon/config.c daemon/net_ranges.c \
-                daemon/db/migrate.c daemon/auth_token.c daemon/secret_box.c $(sort $(wildcard daemon/domain/*.c))
+                daemon/db/migrate.c daemon/auth_token.c daemon/secret_box.c daemon/staff_auth.c \
+                $(sort $(wildcard daemon/domain/*.c))
 CORE_OBJS   = $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CTL_CORE_OBJS = $(CTL_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
@@ -73,6 +74,11 @@ MIGRATIONS  = $(sort $(wildcard sql/schema/[0-9][0-9][0-9]_*.sql))
 FUNCTIONS   = $(sort $(wildcard sql/functions/[0-9][0-9]_*.sql))
 SCHEMA_VERSION = $(shell ls sql/schema | sed -n 's/^\([0-9][0-9][0-9]\)_.*\.sql$$/\1/p' | sort | tail -1 | sed 's/^0*//')
 FUNCTIONS_CHECKSUM = $(shell cat /dev/null $(FUNCTIONS) | sha256sum | cut -c1-64)
+
+# web/: the staff web app's files, served by dualregd at /app/ (api/h_web_static.c).
+WEB_FILES = $(sort $(wildcard web/*.html web/*.svg web/*.txt))
+WEB_JS    = $(sort $(wildcard web/js/*.js))
+WEB_CSS   = $(sort $(wildcard web/css/*.css))
 
 DATABASE_URL_FILE = var/database_url
 RUN_CONFIG ?= config/dualreg.conf.example
@@ -99,6 +105,18 @@ $(BUILD)/gen/sql_functions.h: FORCE
 	@echo '/* generated from sql/functions: the checksum migrate records for them */' > $@.tmp
 	@echo '#define DUALREG_FUNCTIONS_CHECKSUM "$(FUNCTIONS_CHECKSUM)"' >> $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+# The staff password policy's list of common passwords (daemon/common_passwords.txt) as
+# a sorted C array: lower case, comments and blank lines dropped, no repeats.
+$(BUILD)/gen/common_passwords.h: daemon/common_passwords.txt
+	@mkdir -p $(@D)
+	@{ echo '/* generated from daemon/common_passwords.txt */'; \
+	  echo 'static const char *const common_passwords[] = {'; \
+	  sed -e 's/\r$$//' -e '/^#/d' -e '/^[[:space:]]*$$/d' $< | tr 'A-Z' 'a-z' | LC_ALL=C sort -u | \
+	    sed -e 's/[\\"]/\\&/g' -e 's/.*/    "&",/'; \
+	  echo '};'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/daemon/staff_auth.o: $(BUILD)/gen/common_passwords.h
 
 FORCE:
 
@@ -172,7 +190,8 @@ run-inner: all
 	  echo "dualreg: using DUALREG_DATABASE_URL"; \
 	else url=$$(scripts/pg.sh start var/pg) || exit 1; \
 	  echo "dualreg: private PostgreSQL in ./var/pg ($$url); 'make stop' stops it"; fi; \
-	export DUALREG_DATABASE_URL="$$url" DUALREG_SQL_DIR="$(CURDIR)/sql"; \
+	export DUALREG_DATABASE_URL="$$url" DUALREG_SQL_DIR="$(CURDIR)/sql" \
+	  DUALREG_WEB_DIR="$(CURDIR)/web"; \
 	$(BUILD)/dualregctl -c $(RUN_CONFIG) migrate || exit 1; \
 	mkdir -p var; \
 	(umask 077; $(BUILD)/dualregctl -c $(RUN_CONFIG) seed --demo > var/demo.env) || exit 1; \
@@ -229,6 +248,12 @@ install: all
 	rm -f $(DESTDIR)$(DATADIR)/sql/[0-9][0-9][0-9]_*.sql $(DESTDIR)$(DATADIR)/sql/functions/*.sql
 	install -m 644 $(MIGRATIONS) $(DESTDIR)$(DATADIR)/sql/schema/
 	install -m 644 $(FUNCTIONS) $(DESTDIR)$(DATADIR)/sql/functions/
+	@# The web app: what a release does not ship any more must not be served.
+	rm -rf $(DESTDIR)$(DATADIR)/web
+	install -d $(DESTDIR)$(DATADIR)/web/js $(DESTDIR)$(DATADIR)/web/css
+	install -m 644 $(WEB_FILES) $(DESTDIR)$(DATADIR)/web/
+	install -m 644 $(WEB_JS) $(DESTDIR)$(DATADIR)/web/js/
+	install -m 644 $(WEB_CSS) $(DESTDIR)$(DATADIR)/web/css/
 	install -m 644 config/dualreg.conf.example $(DESTDIR)$(SYSCONFDIR)/dualreg/dualreg.conf.example
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/dualregd.service > $(DESTDIR)$(UNITDIR)/dualregd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/dualregd.service

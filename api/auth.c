@@ -18,8 +18,12 @@
  * disconnected, key_cache_ttl bounds how long an entry is trusted; its reconnection
  * invalidates every entry, as notifications may have been lost.
  *
+ * A request without Authorization that carries the staff web app's session cookie is
+ * authenticated by its session instead (web_session.h).
+ *
  * Failed authentications (a malformed, unknown or revoked token, or another scheme
- * than Bearer; a request with no Authorization at all is no attempt and not counted)
+ * than Bearer; a request with no Authorization at all is no attempt and not counted;
+ * the web app's failed sign-ins, through auth_failure_charge)
  * are limited per client address: a token bucket of [limits] auth_failure_burst refilled at
  * auth_failure_rate per second, charged by each failure. An address whose bucket is
  * empty is answered 429 before its token is even looked at, whatever the token: a
@@ -66,6 +70,7 @@
 #include "dualreg/net_ranges.h"
 #include "dualreg/xalloc.h"
 #include "request.h"
+#include "web_session.h"
 
 #define WAYS 8            /* slots per set of the set-associative tables */
 #define KNOWN_SETS 128    /* 1024 keys found */
@@ -500,21 +505,44 @@ static bool well_formed(const char *token)
 	return strspn(token + 4, b64url) == AUTH_TOKEN_LEN - 4;
 }
 
-void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r))
+bool auth_address_limited(struct api_req *r)
 {
 	struct req *q = req_of(r);
 	const struct config *cfg = r->env->cfg;
 	client_of(r, q->auth_client);
 	double retry;
-	if (failures_exhausted(r, &retry)) {
-		retry_after(r, retry);
-		api_reply_error(r, 429, NULL,
-				"too many failed authentications from this address (%u per second, "
-				"burst %u); wait before trying again",
-				cfg->auth_failure_rate, cfg->auth_failure_burst);
+	if (!failures_exhausted(r, &retry))
+		return false;
+	retry_after(r, retry);
+	api_reply_error(r, 429, NULL,
+			"too many failed authentications from this address (%u per second, "
+			"burst %u); wait before trying again",
+			cfg->auth_failure_rate, cfg->auth_failure_burst);
+	return true;
+}
+
+void auth_failure_charge(struct api_req *r)
+{
+	failure_charge(r);
+}
+
+void auth_client_address(struct api_req *r, char *out, size_t len)
+{
+	client_text(req_of(r)->auth_client, out, len);
+}
+
+void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r))
+{
+	struct req *q = req_of(r);
+	const struct config *cfg = r->env->cfg;
+	if (auth_address_limited(r))
+		return;
+	const char *h = api_header(r, "Authorization");
+	if (h == NULL && web_cookie_token(r, q->web_token)) {
+		/* The staff web app's session cookie (web_session.h). */
+		web_session_authenticate(r, next);
 		return;
 	}
-	const char *h = api_header(r, "Authorization");
 	if (h == NULL) {
 		/* No credentials, no guess: not counted (a client not yet given its key). */
 		unauthorized(r, "missing Authorization: Bearer <API key>");

@@ -11,6 +11,9 @@
 #ifndef DUALREG_API_AUTH_H
 #define DUALREG_API_AUTH_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct api_req;
 
 /* Each stage calls next(r) when it lets r through, else replies itself. */
@@ -19,6 +22,16 @@ struct api_req;
  * charged to the client address), 429 with Retry-After before anything else while the
  * address has failed more than [limits] auth_failure_rate/auth_failure_burst allow. */
 void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r));
+/* For routes outside the pipeline's authenticate stage that take credentials (the web
+ * app's sign-in): replies 429 with Retry-After and returns true while r's client address
+ * has failed too often, as the authenticate stage does; false otherwise. */
+bool auth_address_limited(struct api_req *r);
+/* Charges one failed authentication to r's client address (after
+ * auth_address_limited). */
+void auth_failure_charge(struct api_req *r);
+/* r's client address as text ("192.0.2.1", "2001:db8::/64"; after
+ * auth_address_limited). */
+void auth_client_address(struct api_req *r, char *out, size_t len);
 /* 403 unless r's route is open to r's key (an admin route needs an admin key). */
 void auth_authorize(struct api_req *r, void (*next)(struct api_req *r));
 /* Takes one request from the key's token bucket ([limits] rate, burst); 429 with

@@ -27,6 +27,13 @@ void h_subscriptions_delete(struct api_req *r);
 void h_subscriptions_rotate(struct api_req *r);
 void h_deliveries_list(struct api_req *r);
 void h_deliveries_retry(struct api_req *r);
+/* the staff web app's set-up (h_web_setup.c), sign-in and session (h_web_session.c) */
+void h_web_setup(struct api_req *r);
+void h_web_setup_confirm(struct api_req *r);
+void h_web_session_create(struct api_req *r);
+void h_web_second_factor(struct api_req *r);
+void h_web_session_get(struct api_req *r);
+void h_web_session_delete(struct api_req *r);
 /* platform (h_me.c) */
 void h_me(struct api_req *r);
 /* registry: schools, closures, pupils, registrations (h_schools.c, h_pupils.c,
@@ -80,5 +87,29 @@ int reads_date_param(struct api_req *r, const char *name, char out[11]);
 bool reads_audit_refused(struct api_req *r);
 /* Records a read, by the request's key, of every pupil the answer body names. */
 void reads_audit_body(struct api_req *r, const cJSON *body);
+
+/* the staff web app's files, served from memory at /app/ (h_web_static.c) */
+#define WEB_MAX_FILES 128
+#define WEB_MAX_TOTAL (4 * 1024 * 1024) /* bytes, all files together */
+#define WEB_PATH_MAX 96                 /* a file's path relative to the web directory */
+#define WEB_CSP                                                                            \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "     \
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+/* Reads the files of dir (NULL: $DUALREG_WEB_DIR, else the installed directory) into
+ * memory, replacing any loaded before. A directory that does not exist is logged and
+ * leaves none (every file answers 404); 0, or -1 with why in err (a file too large,
+ * unreadable or not UTF-8 text, too many files). */
+int web_static_load(const char *dir, char *err, size_t errlen);
+void web_static_free(void);
+size_t web_static_count(void);
+/* True if an If-None-Match header value matches etag (weak comparison, or "*"). */
+bool web_etag_matches(const char *header, const char *etag);
+/* Content-Security-Policy and the other security headers of every /app answer. */
+void web_security_headers(struct api_req *r);
+void h_web_redirect(struct api_req *r); /* 302 to /app/ */
+void h_web_index(struct api_req *r);
+void h_web_page(struct api_req *r);
+void h_web_script(struct api_req *r);
+void h_web_style(struct api_req *r);
 
 #endif

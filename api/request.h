@@ -3,7 +3,8 @@
  * req: the struct api_req handlers get (api.h), followed by what each module keeps for
  * itself while the request lives: the lifecycle's deadline, query string and kept reply
  * (request.c), the pipeline's position (pipeline.c), the statement continuations
- * (txn.c), the key lookup (auth.c) and the Idempotency-Key claim (idempotency.c).
+ * (txn.c), the key lookup (auth.c), the Idempotency-Key claim (idempotency.c) and the
+ * session lookup (web_session.c).
  *
  * Who uses what: the listener (server.c) starts requests and ends them at shutdown;
  * the stages and txn.c keep their state here and answer through the api_reply_*
@@ -25,6 +26,7 @@
 #include "dualreg/auth_token.h"
 
 struct idem_claim;
+struct web_session;
 struct req_reply_hook;
 
 struct req {
@@ -60,6 +62,12 @@ struct req {
 
 	/* idempotency.c */
 	struct idem_claim *idem;
+
+	/* web_session.c: the session lookup in flight */
+	void (*web_next)(struct api_req *r);
+	void (*web_done)(struct api_req *r, const struct web_session *s);
+	char web_token[44]; /* WEB_TOKEN_LEN + 1 */
+	char web_hash[AUTH_HASH_HEX];
 };
 
 static inline struct req *req_of(struct api_req *r)

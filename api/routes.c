@@ -69,5 +69,27 @@ const struct router_route api_routes[] = {
     {RM_GET, "/v1/schools/{urn}/register", "schools.register", ROUTE_KEY, 0,
      H(h_school_register)},
     {RM_GET, "/v1/changes", "changes", ROUTE_KEY, 0, H(h_changes)},
+    /* the staff web app's set-up and sign-in (h_web_setup.c, h_web_session.c): public
+     * routes that check their own credentials (a set-up token, a password, the session
+     * cookie) */
+    {RM_POST, "/app/api/setup", "staff.setup", ROUTE_PUBLIC, ROUTE_INVALIDATES_STATUS,
+     H(h_web_setup)},
+    {RM_POST, "/app/api/setup/confirm", "staff.confirm", ROUTE_PUBLIC, ROUTE_INVALIDATES_STATUS,
+     H(h_web_setup_confirm)},
+    {RM_POST, "/app/api/session", "staff.signin", ROUTE_PUBLIC, ROUTE_INVALIDATES_STATUS,
+     H(h_web_session_create)},
+    {RM_POST, "/app/api/session/second-factor", "staff.verify", ROUTE_PUBLIC,
+     ROUTE_INVALIDATES_STATUS, H(h_web_second_factor)},
+    {RM_GET, "/app/api/session", "staff.session", ROUTE_PUBLIC, 0, H(h_web_session_get)},
+    {RM_DELETE, "/app/api/session", "staff.signout", ROUTE_PUBLIC, ROUTE_INVALIDATES_STATUS,
+     H(h_web_session_delete)},
+    /* the staff web app's files (h_web_static.c): one segment each, never a path under
+     * /app/api/ */
+    {RM_GET, "/", "web.root", ROUTE_PUBLIC, 0, H(h_web_redirect)},
+    {RM_GET, "/app", "web.app", ROUTE_PUBLIC, 0, H(h_web_redirect)},
+    {RM_GET, "/app/", "web.index", ROUTE_PUBLIC, 0, H(h_web_index)},
+    {RM_GET, "/app/{page}", "web.page", ROUTE_PUBLIC, 0, H(h_web_page)},
+    {RM_GET, "/app/js/{file}", "web.script", ROUTE_PUBLIC, 0, H(h_web_script)},
+    {RM_GET, "/app/css/{file}", "web.style", ROUTE_PUBLIC, 0, H(h_web_style)},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

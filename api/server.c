@@ -388,6 +388,9 @@ static void send_raw(struct evhttp_request *req, int status, const char *ctype, 
 		evhttp_add_header(h, "Content-Type", ctype);
 	if (evhttp_find_header(h, "Cache-Control") == NULL)
 		evhttp_add_header(h, "Cache-Control", "no-store");
+	/* No answer is to be read as anything but its declared type. */
+	if (evhttp_find_header(h, "X-Content-Type-Options") == NULL)
+		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && body != NULL) {
 		char n[24];
 		snprintf(n, sizeof n, "%zu", len);

@@ -71,5 +71,16 @@ extern const struct ctl_command ctl_purge_command;        /* ctl/purge.c */
 extern const struct ctl_command ctl_registration_command; /* ctl/registration.c */
 extern const struct ctl_command ctl_deliveries_command;   /* ctl/deliveries.c */
 extern const struct ctl_command ctl_secrets_command;      /* ctl/secrets.c */
+extern const struct ctl_command ctl_user_command;         /* ctl/user.c */
+
+/* ctl/user.c: a staff account's set-up link, <[web] public_url>/app/setup#<token>. */
+void ctl_setup_link(const struct config *cfg, const char *token, char *out, size_t len);
+/*
+ * ctl/user.c: gives account id a new set-up token, valid for [web] setup_ttl from now
+ * (within the caller's transaction), and writes its link and expiry ("YYYY-MM-DD HH:MI
+ * UTC"). 0, or 1 after saying why on stderr.
+ */
+int ctl_user_new_setup(PGconn *conn, const struct config *cfg, long long id, char *link,
+		       size_t link_len, char *expires, size_t expires_len);
 
 #endif

@@ -419,6 +419,7 @@ static const struct ctl_command *const root_commands[] = {
     &ctl_sync_command,
     &ctl_purge_command,
     &ctl_secrets_command,
+    &ctl_user_command,
     &commands_command,
     NULL,
 };

@@ -60,7 +60,9 @@ static const char status_usage[] =
 	"SELECT 'subscription', id::text, 'previous_secret', previous_secret "             \
 	"FROM subscriptions WHERE previous_secret IS NOT NULL UNION ALL "                    \
 	"SELECT 'school', urn, 'pull_token', pull_token FROM schools "                       \
-	"WHERE pull_token IS NOT NULL"
+	"WHERE pull_token IS NOT NULL UNION ALL "                                            \
+	"SELECT 'staff', id::text, 'totp_secret', totp_secret FROM staff_users "             \
+	"WHERE totp_secret IS NOT NULL"
 
 /* Only options are refused here: the commands without options take none. */
 static int no_options(int argc, char **argv, const char *usage)
@@ -230,10 +232,12 @@ static long reseal_rows(PGconn *conn, const struct secret_box *box, PGresult *re
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *kind = PQgetvalue(res, i, 0), *row = PQgetvalue(res, i, 1),
 			   *col = PQgetvalue(res, i, 2);
-		bool school = strcmp(kind, "school") == 0;
+		bool school = strcmp(kind, "school") == 0, staff = strcmp(kind, "staff") == 0;
 		char aad[SECRET_BOX_AAD_MAX], why[200];
 		if (school)
 			secret_box_aad_school(row, aad);
+		else if (staff)
+			secret_box_aad_staff(row, aad);
 		else
 			secret_box_aad_subscription(row, aad);
 		char *plain = secret_box_open(box, PQgetvalue(res, i, 3), aad, why, sizeof why);
@@ -250,11 +254,12 @@ static long reseal_rows(PGconn *conn, const struct secret_box *box, PGresult *re
 		const char *params[] = {row, sealed, col};
 		PGresult *u = PQexecParams(
 		    conn,
-		    school ? "UPDATE schools SET pull_token = $2 WHERE urn = $1"
-			   : "UPDATE subscriptions SET secret = CASE WHEN $3 = 'secret' THEN $2 "
+		    school  ? "UPDATE schools SET pull_token = $2 WHERE urn = $1"
+		    : staff ? "UPDATE staff_users SET totp_secret = $2 WHERE id = $1::bigint"
+			    : "UPDATE subscriptions SET secret = CASE WHEN $3 = 'secret' THEN $2 "
 			     "ELSE secret END, previous_secret = CASE WHEN $3 = 'previous_secret' "
 			     "THEN $2 ELSE previous_secret END WHERE id = $1::bigint",
-		    school ? 2 : 3, NULL, params, NULL, NULL, 0);
+		    school || staff ? 2 : 3, NULL, params, NULL, NULL, 0);
 		secret_box_value_free(sealed);
 		if (PQresultStatus(u) != PGRES_COMMAND_OK) {
 			fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(u));
@@ -277,6 +282,10 @@ static long reseal_all(PGconn *conn, const struct secret_box *box)
 	bool ok = PQresultStatus(lock) == PGRES_TUPLES_OK;
 	PQclear(lock);
 	lock = ok ? PQexec(conn, "SELECT 1 FROM schools WHERE pull_token IS NOT NULL FOR UPDATE")
+		  : NULL;
+	ok = ok && PQresultStatus(lock) == PGRES_TUPLES_OK;
+	PQclear(lock);
+	lock = ok ? PQexec(conn, "SELECT 1 FROM staff_users WHERE totp_secret IS NOT NULL FOR UPDATE")
 		  : NULL;
 	ok = ok && PQresultStatus(lock) == PGRES_TUPLES_OK;
 	PQclear(lock);

@@ -11,7 +11,10 @@
  * data, except that a placement of the request pupil made since (by an earlier run's
  * examples) is set aside as withdrawn, so that the example request can be made again. Keys are stored only as hashes, so the demo keys cannot be shown again: each run
  * revokes the previous demo keys (by their names) and creates fresh ones: an admin key,
- * a key for the PRU and one for the first home school.
+ * a key for the PRU and one for the first home school. It also makes (once) a staff
+ * account of the web app for the PRU and one for the first home school (role lead); each
+ * not yet set up gets a new one-time set-up link, printed once (stderr, and
+ * DEMO_PRU_SETUP_URL, DEMO_HOME_SETUP_URL on stdout; empty for an account set up already).
  *
  * Output: stdout is shell assignments (DEMO_URL, DEMO_ADMIN_KEY, DEMO_PRU_URN,
  * DEMO_PRU_KEY, DEMO_HOME_URN, DEMO_HOME_KEY, DEMO_DAY, DEMO_DAY_NAME, DEMO_UPN,
@@ -60,6 +63,19 @@ static const struct demo_pupil demo_request_pupil = {
     "F926400125007", "Priya", "Shah", "2011-10-05", DEMO_HOME, 0, 0, "main registration only",
 };
 #define NSCHOOLS (sizeof demo_schools / sizeof demo_schools[0])
+
+/* The demo's staff accounts of the web app, one per demo school that uses it. */
+struct demo_user {
+	const char *email, *name, *var; /* var: the prefix of its shell assignments */
+	int school;                     /* index into demo_schools */
+};
+static const struct demo_user demo_users[] = {
+    {"riverside.lead@example.org", "Riverside Demo Lead", "DEMO_PRU", DEMO_PRU},
+    {"northgate.lead@example.org", "Northgate Demo Lead", "DEMO_HOME", DEMO_HOME},
+};
+#define NUSERS (sizeof demo_users / sizeof demo_users[0])
+/* What describe() says about each, once the transaction has committed. */
+static char demo_user_lines[NUSERS][1400];
 #define NPUPILS (sizeof demo_pupils / sizeof demo_pupils[0])
 
 /* Runs one statement, failing loudly; the caller rolls back. */
@@ -236,6 +252,74 @@ static bool seed_keys(PGconn *conn, const char *base_url, FILE *out)
 	return true;
 }
 
+/* Writes text in single quotes for a shell. */
+static void put_quoted(FILE *out, const char *text)
+{
+	fputc('\'', out);
+	for (const char *p = text; *p; p++)
+		if (*p == '\'')
+			fputs("'\\''", out);
+		else
+			fputc(*p, out);
+	fputc('\'', out);
+}
+
+/*
+ * The demo staff accounts: made if missing; each not set up yet (and not disabled) gets
+ * a new set-up link, written as an assignment and kept for describe().
+ */
+static bool seed_users(PGconn *conn, const struct config *cfg, FILE *out)
+{
+	for (size_t i = 0; i < NUSERS; i++) {
+		const struct demo_user *u = &demo_users[i];
+		const char *urn = demo_schools[u->school].urn;
+		const char *p[] = {u->email, u->name, urn};
+		PGresult *r;
+		if (!exec_ok(conn,
+			     "INSERT INTO staff_users (email, name, role, urn)"
+			     " VALUES ($1, $2, 'lead', $3) ON CONFLICT ((lower(email))) DO NOTHING",
+			     3, p) ||
+		    (r = exec(conn,
+			      "SELECT id, totp_confirmed_at IS NOT NULL, disabled_at IS NOT NULL"
+			      "  FROM staff_users WHERE lower(email) = lower($1)",
+			      1, p, PGRES_TUPLES_OK)) == NULL)
+			return false;
+		if (PQntuples(r) != 1) {
+			PQclear(r);
+			return false;
+		}
+		long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		bool set_up = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+		bool disabled = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+		PQclear(r);
+		char link[1024] = "", expires[64];
+		char *line = demo_user_lines[i];
+		size_t len = sizeof demo_user_lines[i];
+		if (disabled) {
+			snprintf(line, len, "  %s  %s: disabled (dualregctl user reset %s)", urn,
+				 u->email, u->email);
+		} else if (set_up) {
+			char signin[1024];
+			ctl_setup_link(cfg, "", signin, sizeof signin);
+			*strrchr(signin, '/') = '\0';
+			snprintf(line, len, "  %s  %s: set up already; sign in at %s/", urn,
+				 u->email, signin);
+		} else {
+			if (ctl_user_new_setup(conn, cfg, id, link, sizeof link, expires,
+					       sizeof expires) != 0)
+				return false;
+			snprintf(line, len, "  %s  %s (set-up link, valid until %s):\n    %s", urn,
+				 u->email, expires, link);
+		}
+		fprintf(out, "%s_USER=", u->var);
+		put_quoted(out, u->email);
+		fprintf(out, "\n%s_SETUP_URL=", u->var);
+		put_quoted(out, link);
+		fputc('\n', out);
+	}
+	return true;
+}
+
 static void describe(void)
 {
 	fprintf(stderr, "demo schools:\n");
@@ -254,12 +338,17 @@ static void describe(void)
 		demo_schools[demo_request_pupil.home].urn, demo_request_pupil.pattern);
 	fprintf(stderr, "demo keys (the previous demo keys are revoked): admin, %s, %s\n",
 		demo_schools[DEMO_PRU].urn, demo_schools[DEMO_HOME].urn);
+	fprintf(stderr, "demo staff accounts of the web app (role lead; a set-up link works once):\n");
+	for (size_t i = 0; i < NUSERS; i++)
+		fprintf(stderr, "%s\n", demo_user_lines[i]);
 }
 
 static const char seed_usage[] =
     "usage: dualregctl seed --demo\n"
     "Adds the demo schools, pupils and registrations if missing, revokes earlier demo\n"
-    "keys and prints new ones as shell assignments (what the demo holds goes to stderr).\n";
+    "keys and prints new ones as shell assignments (what the demo holds goes to stderr).\n"
+    "Adds a staff account of the web app for the PRU and one for a home school if missing,\n"
+    "and prints a new one-time set-up link for each not yet set up.\n";
 
 static int seed_run(const struct config *cfg, int argc, char **argv)
 {
@@ -312,6 +401,7 @@ static int seed_run(const struct config *cfg, int argc, char **argv)
 	size_t alen = 0;
 	FILE *out = open_memstream(&assignments, &alen);
 	ok = ok && out != NULL && seed_data(conn) && seed_keys(conn, base_url, out) &&
+	     seed_users(conn, cfg, out) &&
 	     exec_ok(conn, "COMMIT", 0, NULL);
 	if (out != NULL)
 		fclose(out);

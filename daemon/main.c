@@ -33,7 +33,9 @@
 #include "dualreg/secret_box.h"
 #include "dualreg/status_cache.h"
 #include "dualreg/version.h"
+#include "dualreg/workers.h"
 #include "dualreg/xalloc.h"
+#include "../api/handlers.h" /* the web app's files (web_static_load) */
 
 struct daemon {
 	struct event_base *base;
@@ -53,6 +55,7 @@ struct daemon {
 	struct jobs *jobs;
 	struct alerts *alerts;
 	struct audit *audit;
+	struct workers *workers;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct event *ev_drain_deadline;
 	struct event *ev_watchdog;
@@ -261,6 +264,12 @@ static int run(struct daemon *d)
 	d->status_cache = status_cache_new(d->listener);
 	d->audit = audit_new(d->base, d->db, d->cfg.audit_max_pending);
 	outbox_set_audit(d->outbox, d->audit);
+	/* Password hashing for the web app's sign-in: off the loop. */
+	d->workers = workers_new(d->base, WORKERS_DEFAULT_THREADS, WORKERS_DEFAULT_QUEUE);
+	if (d->workers == NULL) {
+		log_error("cannot start the worker threads", "");
+		return 1;
+	}
 	d->env = (struct api_env){.base = d->base,
 				  .db = d->db,
 				  .cfg = &d->cfg,
@@ -268,8 +277,14 @@ static int run(struct daemon *d)
 				  .listener = d->listener,
 				  .status_cache = d->status_cache,
 				  .outbox = d->outbox,
-				  .audit = d->audit};
+				  .audit = d->audit,
+				  .workers = d->workers};
 	d->idem_purger = idem_purger_start(d->base, d->db);
+	/* Read once, here: serving them never touches the disk. */
+	if (web_static_load(NULL, err, sizeof err) != 0) {
+		log_error("cannot load the web app's files", "err=\"%s\"", err);
+		return 1;
+	}
 	d->api = api_server_new(&d->env, err, sizeof err);
 	if (d->api == NULL) {
 		log_error("cannot start the HTTP server", "err=\"%s\"", err);
@@ -308,6 +323,8 @@ static int run(struct daemon *d)
 static void teardown(struct daemon *d)
 {
 	api_server_free(d->api);
+	workers_free(d->workers); /* after the requests that wait for its jobs */
+	web_static_free();
 	outbox_free(d->outbox);
 	puller_free(d->puller);
 	httpc_free(d->http);

@@ -380,3 +380,8 @@ void secret_box_aad_school(const char *urn, char out[SECRET_BOX_AAD_MAX])
 {
 	snprintf(out, SECRET_BOX_AAD_MAX, "school:%.40s", urn);
 }
+
+void secret_box_aad_staff(const char *user_id, char out[SECRET_BOX_AAD_MAX])
+{
+	snprintf(out, SECRET_BOX_AAD_MAX, "staff:%.40s", user_id);
+}

@@ -46,6 +46,7 @@ export DUALREG_TEST_TMP="$tmp"
 export DUALREG_TEST_BIN="$root/$build"
 export DUALREG_TEST_ROOT="$root"
 export DUALREG_SQL_DIR="$root/sql"
+export DUALREG_WEB_DIR="$root/web"
 [[ ${2:-} == san ]] && export DUALREG_TEST_SAN=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -8,9 +8,11 @@ set -euo pipefail
 packages=(
   gcc make pkg-config
   libevent-dev libpq-dev libcjson-dev libcurl4-openssl-dev libssl-dev
-  libinih-dev libsystemd-dev check
+  libinih-dev libsystemd-dev libargon2-dev liboath-dev libqrencode-dev check
   postgresql-15 postgresql-client-15
   valgrind curl ca-certificates openssl systemd
+  # the web app's browser tests (tests/browser): puppeteer-core drives this browser
+  chromium
 )
 # `make fuzz` only (scripts/deps.sh --fuzz): clang and its libFuzzer runtime, which
 # Debian ships as a separate package that clang merely recommends. `make check` and

@@ -105,6 +105,8 @@ static void load_tree(void)
 	    "registration decline",
 	    "deliveries",   "deliveries list",  "deliveries retry",
 	    "sync",         "sync status",      "purge",         "commands",
+	    "user",         "user add",         "user list",     "user disable",
+	    "user reset",
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		ck_assert_msg(has_path(known[i]), "\"%s\" is not in the command tree", known[i]);

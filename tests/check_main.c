@@ -35,6 +35,7 @@ int main(void)
 	/* platform */
 	srunner_add_suite(sr, auth_suite());
 	srunner_add_suite(sr, auth_abuse_suite());
+	srunner_add_suite(sr, web_session_suite());
 	srunner_add_suite(sr, idempotency_unit_suite());
 	srunner_add_suite(sr, ctl_suite());
 	srunner_add_suite(sr, ctl_ops_suite());
@@ -58,6 +59,9 @@ int main(void)
 	srunner_add_suite(sr, secrets_suite());
 	srunner_add_suite(sr, log_suite());
 	srunner_add_suite(sr, audit_suite());
+	srunner_add_suite(sr, staff_auth_suite());
+	srunner_add_suite(sr, ctl_users_suite());
+	srunner_add_suite(sr, browser_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -181,6 +181,61 @@ START_TEST(test_api_route_stages)
 }
 END_TEST
 
+/* The web app's files are routed by single segments (h_web_static.c): each file route
+ * finds its file's name, and none of them answers a path of the JSON API under
+ * /app/api/, whatever its depth. */
+static bool is_web_file_route(const struct router_route *rt)
+{
+	return rt->handler == (void (*)(void))h_web_page ||
+	       rt->handler == (void (*)(void))h_web_script ||
+	       rt->handler == (void (*)(void))h_web_style ||
+	       rt->handler == (void (*)(void))h_web_index ||
+	       rt->handler == (void (*)(void))h_web_redirect;
+}
+
+START_TEST(test_api_web_routes)
+{
+	static const struct {
+		const char *path, *name, *param;
+	} files[] = {
+	    {"/", "web.root", NULL},
+	    {"/app", "web.app", NULL},
+	    {"/app/", "web.index", NULL},
+	    {"/app/setup", "web.page", "setup"},
+	    {"/app/favicon.svg", "web.page", "favicon.svg"},
+	    {"/app/js/app.js", "web.script", "app.js"},
+	    {"/app/css/app.css", "web.style", "app.css"},
+	};
+	const struct router_route *r;
+	struct router_params p;
+	unsigned allowed;
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		ck_assert_msg(router_match(api_routes, api_nroutes, RM_GET, files[i].path, &r, &p,
+					   &allowed) == ROUTER_FOUND,
+			      "%s", files[i].path);
+		ck_assert_str_eq(r->name, files[i].name);
+		ck_assert_int_eq(r->access, ROUTE_PUBLIC);
+		if (files[i].param != NULL)
+			ck_assert_str_eq(p.value[0], files[i].param);
+	}
+	const char *api_paths[] = {"/app/api/session", "/app/api/setup", "/app/api/x",
+				   "/app/api/session/second-factor", "/app/api/a/b/c"};
+	for (size_t i = 0; i < sizeof api_paths / sizeof api_paths[0]; i++) {
+		for (unsigned m = RM_GET; m <= RM_DELETE; m <<= 1) {
+			enum router_outcome o =
+			    router_match(api_routes, api_nroutes, m, api_paths[i], &r, &p, &allowed);
+			ck_assert_msg(o != ROUTER_FOUND || !is_web_file_route(r),
+				      "%s %s is routed to the web app's files",
+				      router_method_name(m), api_paths[i]);
+		}
+	}
+	/* The file routes are reads only. */
+	for (size_t i = 0; i < api_nroutes; i++)
+		if (is_web_file_route(&api_routes[i]))
+			ck_assert_uint_eq(api_routes[i].method, RM_GET);
+}
+END_TEST
+
 Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -194,6 +249,7 @@ Suite *router_suite(void)
 	tcase_add_test(tc, test_api_route_flags);
 	tcase_add_test(tc, test_api_route_names);
 	tcase_add_test(tc, test_api_route_stages);
+	tcase_add_test(tc, test_api_web_routes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -28,6 +28,7 @@ Suite *sync_health_suite(void);
 /* platform: authentication, Idempotency-Key, dualregctl */
 Suite *auth_suite(void);
 Suite *auth_abuse_suite(void); /* unknown tokens, failures per address, revocation */
+Suite *web_session_suite(void); /* the web app's set-up, sign-in and cookie on /v1 */
 Suite *idempotency_unit_suite(void);
 Suite *idempotency_suite(void); /* needs POST /v1/schools; see check_idempotency.c */
 Suite *ctl_suite(void);
@@ -58,5 +59,8 @@ Suite *secrets_suite(void);
 void secret_box_tests(Suite *s);
 Suite *log_suite(void);   /* log lines: every value escaped */
 Suite *audit_suite(void); /* the access audit: every read recorded, none lost */
+Suite *browser_suite(void); /* the web app: its files served, its pages in chromium */
+Suite *staff_auth_suite(void); /* staff credentials (staff_auth.h) and the worker pool */
+Suite *ctl_users_suite(void);  /* dualregctl user add|list|disable|reset */
 
 #endif

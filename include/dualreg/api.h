@@ -33,6 +33,7 @@ struct db_listener;
 struct status_cache;
 struct outbox;
 struct audit;
+struct workers;
 
 /* What handlers may use; owned by the daemon and outliving the server. */
 struct evdns_base;
@@ -46,6 +47,7 @@ struct api_env {
 	struct status_cache *status_cache; /* pupil status bodies (status_cache.h); may be NULL */
 	const struct outbox *outbox;       /* for its statistics; may be NULL */
 	struct audit *audit;               /* records reads of pupil data; may be NULL */
+	struct workers *workers;           /* threads for password hashing (workers.h) */
 };
 
 /* The caller, once authenticated (api/auth.c). */

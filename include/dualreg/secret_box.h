@@ -90,5 +90,6 @@ const struct secret_box *secret_box_installed(void);
 /* The additional data of a row's value, into out (SECRET_BOX_AAD_MAX bytes). */
 void secret_box_aad_subscription(const char *id, char out[SECRET_BOX_AAD_MAX]);
 void secret_box_aad_school(const char *urn, char out[SECRET_BOX_AAD_MAX]);
+void secret_box_aad_staff(const char *user_id, char out[SECRET_BOX_AAD_MAX]); /* TOTP */
 
 #endif

@@ -467,6 +467,23 @@ START_TEST(test_stored_encrypted)
 }
 END_TEST
 
+/* The staff member's TOTP secret is sealed, for its row, with the file's current key. */
+static void assert_staff_secret(const char *plain)
+{
+	char stored[512], id[24], aad[SECRET_BOX_AAD_MAX], err[300];
+	sql_text("SELECT totp_secret FROM staff_users", stored, sizeof stored);
+	sql_text("SELECT id::text FROM staff_users", id, sizeof id);
+	ck_assert(secret_box_is_sealed(stored, NULL));
+	struct secret_box *box = secret_box_load(keys_path, err, sizeof err);
+	ck_assert_msg(box != NULL, "%s", err);
+	secret_box_aad_staff(id, aad);
+	char *opened = secret_box_open(box, stored, aad, err, sizeof err);
+	ck_assert_msg(opened != NULL, "%s", err);
+	ck_assert_str_eq(opened, plain);
+	secret_box_value_free(opened);
+	secret_box_free(box);
+}
+
 START_TEST(test_rotate_key)
 {
 	/* Values stored before encryption was configured. */
@@ -477,6 +494,9 @@ START_TEST(test_rotate_key)
 	sql_text("SELECT secret FROM subscriptions", stored, sizeof stored);
 	ck_assert_str_eq(stored, secret);
 	assert_delivery_and_pull(secret);
+	/* A staff member's TOTP secret, stored unencrypted like the others. */
+	th_sql(url, "INSERT INTO staff_users (email, name, role, urn, totp_secret) VALUES "
+		    "('lead@example.org', 'Lead', 'lead', '" PRU "', 'JBSWY3DPEHPK3PXP')");
 
 	/* A key file is configured; status counts what is still plaintext. */
 	ck_assert_int_eq(ctl("/dev/null", "secrets", "new-key-file", keys_path), 0);
@@ -486,22 +506,23 @@ START_TEST(test_rotate_key)
 	cJSON *st = status_json(d.conf_path);
 	char k1[SECRET_BOX_ID_LEN + 1];
 	snprintf(k1, sizeof k1, "%s", cJSON_GetObjectItem(st, "current_key")->valuestring);
-	ck_assert_int_eq(cJSON_GetObjectItem(st, "plaintext")->valueint, 2);
+	ck_assert_int_eq(cJSON_GetObjectItem(st, "plaintext")->valueint, 3);
 	ck_assert_int_eq(values_of(st, k1), 0);
 	cJSON_Delete(st);
 
 	/* rotate-key: a new current key, every value sealed with it. */
 	ck_assert_msg(ctl(d.conf_path, "secrets", "rotate-key", NULL) == 0, "%s",
 		      th_last_stderr());
-	ck_assert_msg(strstr(out, "encrypted 2 stored values again") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "encrypted 3 stored values again") != NULL, "%s", out);
 	st = status_json(d.conf_path);
 	char k2[SECRET_BOX_ID_LEN + 1];
 	snprintf(k2, sizeof k2, "%s", cJSON_GetObjectItem(st, "current_key")->valuestring);
 	ck_assert_str_ne(k2, k1);
 	ck_assert_int_eq(cJSON_GetObjectItem(st, "plaintext")->valueint, 0);
-	ck_assert_int_eq(values_of(st, k2), 2);
+	ck_assert_int_eq(values_of(st, k2), 3);
 	ck_assert_int_eq(values_of(st, k1), 0);
 	cJSON_Delete(st);
+	assert_staff_secret("JBSWY3DPEHPK3PXP");
 	struct stat sb;
 	ck_assert_int_eq(stat(keys_path, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 0777, 0600);
@@ -518,11 +539,11 @@ START_TEST(test_rotate_key)
 		      th_last_stderr());
 	ck_assert_msg(ctl(d.conf_path, "secrets", "rotate-key", NULL) == 0, "%s",
 		      th_last_stderr());
-	ck_assert_msg(strstr(out, "encrypted 3 stored values again") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "encrypted 4 stored values again") != NULL, "%s", out);
 	st = status_json(d.conf_path);
 	char k3[SECRET_BOX_ID_LEN + 1];
 	snprintf(k3, sizeof k3, "%s", cJSON_GetObjectItem(st, "current_key")->valuestring);
-	ck_assert_int_eq(values_of(st, k3), 3);
+	ck_assert_int_eq(values_of(st, k3), 4);
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "keys")), 3);
 	cJSON_Delete(st);
 	reload_until("secrets key file loaded", 2);
