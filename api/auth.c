@@ -30,7 +30,9 @@
  * valid key from that address waits too, which keeps the check ahead of any lookup and
  * gives someone guessing keys nothing to learn. A token that needs a database lookup is
  * charged before the query and refunded when it names a key (or the database fails),
- * so concurrent guesses from one address cost at most a burst of queries.
+ * so concurrent guesses from one address cost at most a burst of queries. Only the first
+ * of concurrent lookups of one token is charged: a client sending many requests at once
+ * with its key, when the key is not cached, is not mistaken for a guesser.
  *
  * The client address is the peer's, or, when the peer is one of [limits]
  * trusted_proxies, the right-most address of X-Forwarded-For that is not one of them.
@@ -407,6 +409,65 @@ static void failure_charge(struct api_req *r)
 	}
 }
 
+/* Lookups in flight per token hash, so that only the first of concurrent lookups of one
+ * token is charged. Bounded: when its probe finds no room a lookup counts as a first. */
+#define INFLIGHT_SLOTS 1024
+#define INFLIGHT_PROBE 16
+
+static struct {
+	char hash[AUTH_HASH_HEX];
+	unsigned n;
+} inflight[INFLIGHT_SLOTS];
+
+/* The slot a hash starts probing at: its first 32 bits (it is hex of SHA-256). */
+static unsigned inflight_home(const char *hash)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 8; i++) {
+		char c = hash[i];
+		v = v << 4 | (uint32_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	return v % INFLIGHT_SLOTS;
+}
+
+/* Counts a lookup of hash in; true if no other lookup of it is in flight. Sets
+ * q->auth_inflight when it was counted (and must be counted out). */
+static bool inflight_begin(struct req *q)
+{
+	unsigned home = inflight_home(q->auth_hash), free_slot = INFLIGHT_SLOTS;
+	for (unsigned i = 0; i < INFLIGHT_PROBE; i++) {
+		unsigned s = (home + i) % INFLIGHT_SLOTS;
+		if (inflight[s].n > 0 && strcmp(inflight[s].hash, q->auth_hash) == 0) {
+			inflight[s].n++;
+			q->auth_inflight = true;
+			return false;
+		}
+		if (inflight[s].n == 0 && free_slot == INFLIGHT_SLOTS)
+			free_slot = s;
+	}
+	if (free_slot == INFLIGHT_SLOTS)
+		return true;
+	memcpy(inflight[free_slot].hash, q->auth_hash, AUTH_HASH_HEX);
+	inflight[free_slot].n = 1;
+	q->auth_inflight = true;
+	return true;
+}
+
+static void inflight_end(struct req *q)
+{
+	if (!q->auth_inflight)
+		return;
+	q->auth_inflight = false;
+	unsigned home = inflight_home(q->auth_hash);
+	for (unsigned i = 0; i < INFLIGHT_PROBE; i++) {
+		unsigned s = (home + i) % INFLIGHT_SLOTS;
+		if (inflight[s].n > 0 && strcmp(inflight[s].hash, q->auth_hash) == 0) {
+			inflight[s].n--;
+			return;
+		}
+	}
+}
+
 /* Gives back the failure charged before a lookup that found a key. */
 static void failure_refund(struct api_req *r)
 {
@@ -459,6 +520,7 @@ static void lookup_abort(struct api_req *r)
 {
 	struct req *q = req_of(r);
 	void (*prev)(struct api_req *) = q->auth_prev_abort;
+	inflight_end(q);
 	failure_refund(r);
 	q->auth_prev_abort = NULL;
 	r->on_abort = NULL;
@@ -473,6 +535,7 @@ static void lookup_done(struct api_req *r, PGresult *res)
 	q->auth_next = NULL;
 	r->on_abort = q->auth_prev_abort;
 	q->auth_prev_abort = NULL;
+	inflight_end(q);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		failure_refund(r);
 		api_reply_db_error(r, res);
@@ -571,12 +634,14 @@ void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r))
 		refused(r, "unknown or revoked API key");
 		return;
 	}
+	memcpy(q->auth_hash, hash, sizeof hash);
 	/* Charged now, refunded if the token names a key (see the opening comment). */
-	failure_charge(r);
-	q->auth_charged = true;
+	if (inflight_begin(q)) {
+		failure_charge(r);
+		q->auth_charged = true;
+	}
 	q->auth_next = next;
 	q->auth_gen = keys_gen();
-	memcpy(q->auth_hash, hash, sizeof hash);
 	q->auth_prev_abort = r->on_abort;
 	r->on_abort = lookup_abort;
 	const char *params[] = {q->auth_hash};

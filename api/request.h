@@ -59,6 +59,7 @@ struct req {
 	char auth_hash[AUTH_HASH_HEX];
 	uint64_t auth_gen;
 	bool auth_charged; /* a failure charged before the lookup, refunded if it finds a key */
+	bool auth_inflight; /* counted among the lookups in flight of auth_hash */
 
 	/* idempotency.c */
 	struct idem_claim *idem;

@@ -28,6 +28,7 @@ struct line {
 struct conn {
 	struct evhttp_connection *evcon;
 	double started;
+	const char *path; /* of the request in flight */
 };
 
 static struct line *lines;
@@ -56,8 +57,12 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	inflight--;
 	double t = now_s();
 	int code = req ? evhttp_request_get_response_code(req) : 0;
-	if (code < 200 || code >= 300)
+	if (code < 200 || code >= 300) {
+		/* the first few, so that a failing run says what failed */
+		if (nerr < 5)
+			fprintf(stderr, "loadgen: status %d for %s\n", code, c->path);
 		nerr++;
+	}
 	nreq++;
 	if (nlat == cap_lat) {
 		cap_lat = cap_lat ? cap_lat * 2 : 65536;
@@ -85,6 +90,7 @@ static void send_next(struct conn *c)
 		evbuffer_add(evhttp_request_get_output_buffer(req), l->body, l->body_len);
 	}
 	c->started = now_s();
+	c->path = l->path;
 	inflight++;
 	if (evhttp_make_request(c->evcon, req, l->method, l->path) != 0) {
 		inflight--;

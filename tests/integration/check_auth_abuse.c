@@ -10,6 +10,7 @@
  * a backend flushes them, at the latest when it exits, so the count is read after the
  * daemon has stopped and its connections are gone.
  */
+#include <curl/curl.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
@@ -333,6 +334,52 @@ static int key_id(const char *token)
 	return id;
 }
 
+/* A client sending many requests at once with its valid key, which is looked up for each
+ * (key_cache_ttl = 0), is not taken for a guesser: only the first of concurrent lookups of
+ * one token is charged against the address, and every one of them is refunded. */
+START_TEST(test_concurrent_lookups_of_a_valid_key)
+{
+	char token[64];
+	th_key_create(url, NULL, token, sizeof token);
+	th_daemon_start(&d, url, "[limits]\nkey_cache_ttl = 0\nauth_failure_burst = 5\n", false);
+	enum { N = 60 };
+	char u[256], auth[128];
+	snprintf(u, sizeof u, "%s/v1/me", d.base);
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+	CURLM *m = curl_multi_init();
+	CURL *e[N];
+	struct curl_slist *h = curl_slist_append(NULL, auth);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < N; i++) {
+			e[i] = curl_easy_init();
+			curl_easy_setopt(e[i], CURLOPT_URL, u);
+			curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, h);
+			curl_easy_setopt(e[i], CURLOPT_NOBODY, 1L);
+			curl_easy_setopt(e[i], CURLOPT_TIMEOUT, 10L);
+			curl_multi_add_handle(m, e[i]);
+		}
+		int running = 1;
+		while (running > 0) {
+			curl_multi_perform(m, &running);
+			if (running > 0)
+				curl_multi_poll(m, NULL, 0, 100, NULL);
+		}
+		int ok = 0;
+		for (int i = 0; i < N; i++) {
+			long st = 0;
+			curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &st);
+			ok += st == 200;
+			curl_multi_remove_handle(m, e[i]);
+			curl_easy_cleanup(e[i]);
+		}
+		ck_assert_msg(ok == N, "round %d: %d of %d concurrent requests with a valid key "
+			      "answered 200", round, ok, N);
+	}
+	curl_slist_free_all(h);
+	curl_multi_cleanup(m);
+}
+END_TEST
+
 START_TEST(test_revocation_is_immediate)
 {
 	char admin[64], other[64];
@@ -396,6 +443,7 @@ Suite *auth_abuse_suite(void)
 	tcase_add_test(tc, test_failure_limit_keeps_lookups_flat);
 	tcase_add_test(tc, test_failure_limit_per_address);
 	tcase_add_test(tc, test_revocation_is_immediate);
+	tcase_add_test(tc, test_concurrent_lookups_of_a_valid_key);
 	suite_add_tcase(s, tc);
 	return s;
 }
