@@ -96,28 +96,6 @@ void reads_audit_body(struct api_req *r, const cJSON *body)
 			r->route->name, body);
 }
 
-/* True if an If-None-Match header value matches etag (weak comparison, RFC 9110). */
-static bool etag_matches(const char *header, const char *etag)
-{
-	const char *p = header;
-	size_t elen = strlen(etag);
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (*p == '*')
-			return true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		size_t len = strcspn(p, ",");
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len == elen && strncmp(p, etag, elen) == 0)
-			return true;
-		p += strcspn(p, ",");
-	}
-	return false;
-}
-
 static void make_etag(const char *body, char out[ETAG_LEN + 1])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -148,7 +126,7 @@ static void reply_status(struct api_req *r, const char *text, const char *etag)
 	api_set_header(r, "ETag", etag);
 	api_set_header(r, "Cache-Control", "private, no-cache");
 	const char *inm = api_header(r, "If-None-Match");
-	if (inm != NULL && etag_matches(inm, etag)) {
+	if (inm != NULL && api_etag_matches(inm, etag)) {
 		api_reply_json(r, 304, NULL);
 		return;
 	}

@@ -262,7 +262,7 @@ static const struct web_file *find(const char *rel)
 	return NULL;
 }
 
-bool web_etag_matches(const char *header, const char *etag)
+bool api_etag_matches(const char *header, const char *etag)
 {
 	const char *p = header;
 	size_t elen = strlen(etag);
@@ -304,7 +304,7 @@ static void serve(struct api_req *r, const char *prefix, const char *name)
 	api_set_header(r, "ETag", f->etag);
 	api_set_header(r, "Cache-Control", "no-cache");
 	const char *inm = api_header(r, "If-None-Match");
-	if (inm != NULL && web_etag_matches(inm, f->etag)) {
+	if (inm != NULL && api_etag_matches(inm, f->etag)) {
 		api_reply_raw(r, 304, NULL, NULL);
 		return;
 	}

@@ -103,7 +103,7 @@ int web_static_load(const char *dir, char *err, size_t errlen);
 void web_static_free(void);
 size_t web_static_count(void);
 /* True if an If-None-Match header value matches etag (weak comparison, or "*"). */
-bool web_etag_matches(const char *header, const char *etag);
+bool api_etag_matches(const char *header, const char *etag);
 /* Content-Security-Policy and the other security headers of every /app answer. */
 void web_security_headers(struct api_req *r);
 void h_web_redirect(struct api_req *r); /* 302 to /app/ */

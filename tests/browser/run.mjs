@@ -9,6 +9,8 @@
 //   DUALREG_USER_SCHOOL     the name of its school, as the signed-in page shows it
 //   DUALREG_CTL             dualregctl, and DUALREG_CTL_CONF the configuration it reads
 //                           (the flow ends by disabling the account)
+//   DUALREG_PUPIL_UPN       a pupil of that school dual-registered at the PRU
+//   DUALREG_PRU_URN         ... DUALREG_PRU_TOKEN: that PRU, and its API key
 //   DUALREG_BROWSER_FLOW    "full" (default): set-up, sign-out, sign-in; "static": only
 //                           the pages' first views (before the JSON API exists)
 //   DUALREG_TEST_TMP        screenshots go to its screenshots/ ...
@@ -158,8 +160,10 @@ async function checkState(page, state) {
   log(`ok: ${state}`);
 }
 
-async function go(page, path) {
-  const res = await page.goto(`${BASE}${path}`, { waitUntil: "networkidle0", timeout: WAIT_MS });
+// Signed in as a home school, the page holds a long poll open: "networkidle0" would never
+// come, so those loads wait for "load" and then for what the test needs.
+async function go(page, path, waitUntil = "networkidle0") {
+  const res = await page.goto(`${BASE}${path}`, { waitUntil, timeout: WAIT_MS });
   if (!res) fail(`no answer for ${path}`);
   return res;
 }
@@ -256,7 +260,7 @@ async function fullFlow(page) {
   await checkState(page, "setup-recovery-codes");
 
   // 2. on to /app/, signed in by the set-up
-  await Promise.all([page.waitForNavigation({ waitUntil: "networkidle0", timeout: WAIT_MS }),
+  await Promise.all([page.waitForNavigation({ waitUntil: "load", timeout: WAIT_MS }),
     page.click("#codes-done")]);
   await visible(page, "#home");
   if (!(await text(page, "#user-school")).includes(school)) fail("the signed-in page does not show the school");
@@ -289,19 +293,84 @@ async function fullFlow(page) {
   if (!(await text(page, "#user-school")).includes(school)) fail("after sign-in the school is not shown");
   await checkState(page, "signed-in-again");
 
+  await pupilsFlow(page);
+
   // the session survives a reload; disabling the account (dualregctl) ends it, and the
   // password no longer signs in
-  await go(page, "/app/");
+  await go(page, "/app/", "load");
   await visible(page, "#home");
   execFileSync(env.DUALREG_CTL, ["-c", env.DUALREG_CTL_CONF, "user", "disable", email],
     { encoding: "utf8", timeout: WAIT_MS });
-  await go(page, "/app/");
+  await go(page, "/app/", "load");
   await visible(page, "#signin");
   await typeInto(page, "#email", email);
   await typeInto(page, "#password", password);
   await page.click("#signin-form button[type=submit]");
   await visible(page, "#signin-alert");
   if (await isVisible(page, "#code")) fail("a disabled account got past the password");
+}
+
+// The current school day in Europe/London (a weekend's is the Friday before), as the
+// page reckons it.
+function schoolDay() {
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit",
+  }).formatToParts(new Date());
+  const get = (t) => Number(parts.find((p) => p.type === t).value);
+  const d = new Date(Date.UTC(get("year"), get("month") - 1, get("day")));
+  const wd = d.getUTCDay();
+  if (wd === 6) d.setUTCDate(d.getUTCDate() - 1);
+  if (wd === 0) d.setUTCDate(d.getUTCDate() - 2);
+  return d.toISOString().slice(0, 10);
+}
+
+async function pupilCells(page, upn) {
+  return page.$$eval(`#pupils-body tr[data-upn="${upn}"] td`,
+    (tds) => tds.map((td) => td.textContent.trim()));
+}
+
+// The home school's pupils in alternative provision: the PRU's pupil is listed, expected
+// at the PRU in the morning; a mark the PRU records (its own key, through the API) shows
+// in the table within 10 s, without a reload.
+async function pupilsFlow(page) {
+  const upn = env.DUALREG_PUPIL_UPN;
+  const pru = env.DUALREG_PRU_URN;
+  const token = env.DUALREG_PRU_TOKEN;
+  if (!upn || !pru || !token) fail("the pupils view needs DUALREG_PUPIL_UPN, _PRU_URN, _PRU_TOKEN");
+  await visible(page, "#pupils");
+  await visible(page, `#pupils-body tr[data-upn="${upn}"]`);
+  const before = await pupilCells(page, upn);
+  // cells: AM expected, here, other, state; PM expected, here, other, state
+  if (!before[0].includes(`URN ${pru}`)) fail(`morning expected at: ${before[0]}`);
+  if (before[3] !== "Not yet marked") fail(`morning state before the mark: ${before[3]}`);
+  if (!before[4].includes(env.DUALREG_USER_SCHOOL)) fail(`afternoon expected at: ${before[4]}`);
+  const caption = await text(page, "#pupils-caption");
+  if (!/alternative provision/.test(caption)) fail(`caption: ${caption}`);
+  await checkState(page, "pupils");
+  // give the page its long poll before the mark (it starts from the feed's end)
+  await new Promise((r) => setTimeout(r, 1000));
+  const date = schoolDay();
+  const res = await fetch(`${BASE}/v1/marks`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ marks: [{ upn, urn: pru, date, session: "AM", code: "/" }] }),
+  });
+  const answer = await res.text();
+  let created = false;
+  try {
+    created = JSON.parse(answer).results[0].status === "created";
+  } catch {
+    created = false;
+  }
+  if (res.status !== 200 || !created) fail(`POST /v1/marks: ${res.status} ${answer}`);
+  const t0 = Date.now();
+  await page.waitForFunction((u) => {
+    const tds = document.querySelectorAll(`#pupils-body tr[data-upn="${u}"] td`);
+    return tds.length === 8 && tds[2].textContent.trim() === "/" &&
+      tds[3].textContent.trim() === "Present";
+  }, { timeout: 10000 }, upn);
+  log(`the PRU's mark appeared after ${Date.now() - t0} ms without a reload`);
+  await checkState(page, "pupils-marked");
 }
 
 async function main() {

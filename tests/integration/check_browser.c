@@ -4,7 +4,8 @@
  * the security headers, 404 for anything not loaded, the redirects). Then the pages in
  * Debian's chromium, driven by tests/browser/run.mjs (puppeteer-core): an account made
  * with dualregctl user add is set up through its link, signs out and signs in again,
- * with axe-core and the Content-Security-Policy checked at every step.
+ * with axe-core and the Content-Security-Policy checked at every step; its school's
+ * dual-registered pupil is listed, and a mark the PRU records appears without a reload.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,9 +17,11 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../api/handlers.h"
+#include "dualreg/upn.h"
 #include "../harness.h"
 #include "../suites.h"
 
@@ -109,13 +112,13 @@ END_TEST
 START_TEST(test_etag_match)
 {
 	const char *e = "\"0123abcd\"";
-	ck_assert(web_etag_matches("\"0123abcd\"", e));
-	ck_assert(web_etag_matches("W/\"0123abcd\"", e));
-	ck_assert(web_etag_matches("\"x\", \"0123abcd\"", e));
-	ck_assert(web_etag_matches("*", e));
-	ck_assert(!web_etag_matches("\"0123abcd", e));
-	ck_assert(!web_etag_matches("\"0123abce\"", e));
-	ck_assert(!web_etag_matches("", e));
+	ck_assert(api_etag_matches("\"0123abcd\"", e));
+	ck_assert(api_etag_matches("W/\"0123abcd\"", e));
+	ck_assert(api_etag_matches("\"x\", \"0123abcd\"", e));
+	ck_assert(api_etag_matches("*", e));
+	ck_assert(!api_etag_matches("\"0123abcd", e));
+	ck_assert(!api_etag_matches("\"0123abce\"", e));
+	ck_assert(!api_etag_matches("", e));
 }
 END_TEST
 
@@ -225,6 +228,7 @@ START_TEST(test_serving)
 	    {"/app/js/app.js", "js/app.js", "text/javascript; charset=utf-8"},
 	    {"/app/js/setup.js", "js/setup.js", "text/javascript; charset=utf-8"},
 	    {"/app/js/api.js", "js/api.js", "text/javascript; charset=utf-8"},
+	    {"/app/js/pupils.js", "js/pupils.js", "text/javascript; charset=utf-8"},
 	    {"/app/css/app.css", "css/app.css", "text/css; charset=utf-8"},
 	    {"/app/favicon.svg", "favicon.svg", "image/svg+xml"},
 	};
@@ -388,6 +392,55 @@ static int ctl(char *const args[], char *out, size_t outlen)
 	return th_run(argv, NULL, out, outlen);
 }
 
+/* The dual-registered pupil the signed-in page lists: on the roll of Hill School (main)
+ * and of a PRU (subsidiary, expected there every morning), both in force from a month
+ * ago; the PRU's key (pru_token) records the mark the page must show without a reload. */
+#define PRU_URN "200002"
+static char pupil_upn[14], pru_token[128];
+
+static void place_pupil(void)
+{
+	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('" PRU_URN "', 'River PRU', "
+		    "'pru')");
+	char admin[128];
+	th_key_create(url, NULL, admin, sizeof admin);
+	th_key_create(url, PRU_URN, pru_token, sizeof pru_token);
+	snprintf(pupil_upn, sizeof pupil_upn, "A801200005042");
+	char want = 'A';
+	if (upn_validate(pupil_upn, &want) == UPN_BAD_CHECK)
+		pupil_upn[0] = want;
+	ck_assert_int_eq(upn_validate(pupil_upn, NULL), UPN_OK);
+	char start[16], body[1024];
+	time_t t = time(NULL) - 30 * 86400;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(start, sizeof start, "%Y-%m-%d", &tm);
+	struct th_resp r;
+	snprintf(body, sizeof body,
+		 "{\"upn\":\"%s\",\"given_name\":\"Grace\",\"family_name\":\"Hopper\","
+		 "\"date_of_birth\":\"2012-12-09\"}",
+		 pupil_upn);
+	th_api(&d, "POST", "/v1/pupils", admin, body, NULL, &r);
+	ck_assert_msg(r.status == 201 || r.status == 200, "pupil: %ld %s", r.status, r.body);
+	th_resp_free(&r);
+	snprintf(body, sizeof body,
+		 "{\"upn\":\"%s\",\"urn\":\"100001\",\"role\":\"main\",\"start_date\":\"%s\"}",
+		 pupil_upn, start);
+	th_api(&d, "POST", "/v1/registrations", admin, body, NULL, &r);
+	ck_assert_msg(r.status == 201, "main registration: %ld %s", r.status, r.body);
+	th_resp_free(&r);
+	snprintf(body, sizeof body,
+		 "{\"upn\":\"%s\",\"urn\":\"" PRU_URN "\",\"role\":\"subsidiary\","
+		 "\"start_date\":\"%s\",\"schedule\":{\"mon\":[\"AM\"],\"tue\":[\"AM\"],"
+		 "\"wed\":[\"AM\"],\"thu\":[\"AM\"],\"fri\":[\"AM\"]}}",
+		 pupil_upn, start);
+	th_api(&d, "POST", "/v1/registrations", admin, body, NULL, &r);
+	ck_assert_msg(r.status == 201, "PRU registration: %ld %s", r.status, r.body);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(r.json, "status");
+	ck_assert_msg(cJSON_IsString(st) && strcmp(st->valuestring, "in_force") == 0, "%s", r.body);
+	th_resp_free(&r);
+}
+
 static void browser_run(const char *flow, const char *link, const char *email)
 {
 	const char *tmp = th_env("DUALREG_TEST_TMP");
@@ -395,7 +448,7 @@ static void browser_run(const char *flow, const char *link, const char *email)
 	char log[512];
 	snprintf(log, sizeof log, "%s/browser-%d.log", tmp, (int)getpid());
 	static char e_url[128], e_link[600], e_email[300], e_school[64], e_flow[64], e_ctl[600],
-	    e_conf[300], e_profile[600], e_tmp[600];
+	    e_conf[300], e_profile[600], e_tmp[600], e_upn[64], e_pru[64], e_pru_token[200];
 	snprintf(e_url, sizeof e_url, "DUALREG_WEB_URL=%s", d.base);
 	snprintf(e_link, sizeof e_link, "DUALREG_SETUP_LINK=%s", link);
 	snprintf(e_email, sizeof e_email, "DUALREG_USER_EMAIL=%s", email);
@@ -405,8 +458,11 @@ static void browser_run(const char *flow, const char *link, const char *email)
 	snprintf(e_conf, sizeof e_conf, "DUALREG_CTL_CONF=%s", d.conf_path);
 	snprintf(e_profile, sizeof e_profile, "DUALREG_BROWSER_PROFILE=%s", profile);
 	snprintf(e_tmp, sizeof e_tmp, "DUALREG_TEST_TMP=%s", tmp);
+	snprintf(e_upn, sizeof e_upn, "DUALREG_PUPIL_UPN=%s", pupil_upn);
+	snprintf(e_pru, sizeof e_pru, "DUALREG_PRU_URN=%s", PRU_URN);
+	snprintf(e_pru_token, sizeof e_pru_token, "DUALREG_PRU_TOKEN=%s", pru_token);
 	char *const env[] = {e_url, e_link, e_email, e_school, e_flow, e_ctl, e_conf, e_profile,
-			     e_tmp, NULL};
+			     e_tmp, e_upn, e_pru, e_pru_token, NULL};
 	int rc = run_node(env, log, 200.0);
 	if (rc != 0) {
 		char out[6000];
@@ -422,6 +478,7 @@ START_TEST(test_browser)
 {
 	const char *email = "ada.lovelace@hill.example";
 	char out[4096];
+	place_pupil();
 	char *const add[] = {"user", "add", "--school", "100001", "--email", (char *)email,
 			     "--name", "Ada Lovelace", NULL};
 	int rc = ctl(add, out, sizeof out);

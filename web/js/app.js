@@ -1,10 +1,12 @@
 // /app/: sign in (email and password, then a 6-digit code or a recovery code), and the
-// signed-in page (who you are, your school, sign out). On load GET /app/api/session
+// signed-in page (who you are, your school, sign out; for a home school its pupils in
+// alternative provision, web/js/pupils.js). On load GET /app/api/session
 // says which of them to show.
 import {
   api, ApiError, setCsrfToken, $, showSection, setFieldError, clearErrors, setAlert,
   setStatus, problemText, setBusy, isBusy,
 } from "./api.js";
+import { startPupils, stopPupils } from "./pupils.js";
 
 const SECTIONS = ["signin", "code", "home"];
 const ROLES = { staff: "Staff", lead: "Lead", admin: "Administrator" };
@@ -19,6 +21,7 @@ function show(id) {
 }
 
 function showSignIn(message) {
+  stopPupils();
   setCsrfToken(null);
   $("signin-form").reset();
   clearErrors($("signin-form"), "signin-alert");
@@ -38,6 +41,7 @@ function showHome(session) {
     : "None: an administrator acts for every school";
   setAlert("home-alert", "");
   show("home");
+  startPupils(user);
 }
 
 // The signed-in page needs the session's details and CSRF token. True when signed in.
