@@ -31,9 +31,11 @@ export function setCsrfToken(token) {
   csrfToken = typeof token === "string" && token !== "" ? token : null;
 }
 
-// method, path (under /app/api/), body (an object, or undefined). Resolves to the parsed
-// JSON answer (null for 204); rejects with an ApiError.
-export async function api(method, path, body) {
+// method, path (under /app/api/ or /v1/), body (an object, or undefined); options:
+// timeoutMs (default TIMEOUT_MS; a long poll needs more) and signal (an AbortSignal that
+// also ends the request). Resolves to the parsed JSON answer (null for 204); rejects
+// with an ApiError.
+export async function api(method, path, body, { timeoutMs = TIMEOUT_MS, signal } = {}) {
   const headers = { Accept: "application/json, application/problem+json" };
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
@@ -42,7 +44,9 @@ export async function api(method, path, body) {
   }
   if (method !== "GET" && method !== "HEAD" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const cancel = () => controller.abort();
+  signal?.addEventListener("abort", cancel, { once: true });
   init.signal = controller.signal;
   let res;
   try {
@@ -54,6 +58,7 @@ export async function api(method, path, body) {
     });
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener("abort", cancel);
   }
   if (res.status === 204) return null;
   let data = null;

@@ -8,7 +8,7 @@
 // holds this school's mark, the expected school and the other school's mark). It stays
 // current without reloading: a long poll on GET /v1/changes (from the feed's end when the
 // view opens) reads the registers again whenever an event arrives.
-import { ApiError, $, problemText } from "./api.js";
+import { ApiError, $, api, problemText } from "./api.js";
 
 const HOME_KINDS = new Set(["mainstream", "special"]);
 const WAIT_S = 25;
@@ -20,33 +20,12 @@ const SESSIONS = [["AM", "Morning"], ["PM", "Afternoon"]];
 let generation = 0; // bumped by stopPupils: a poll of an older view ends
 let controller = null;
 
-// GET a /v1 JSON answer with the session cookie; rejects with an ApiError.
-async function getJson(path, timeoutMs) {
+// GET a /v1 JSON answer with the session cookie; rejects with an ApiError. stopPupils
+// aborts the request in flight.
+function getJson(path, timeoutMs) {
   const ctl = new AbortController();
   controller = ctl;
-  const timer = setTimeout(() => ctl.abort(), timeoutMs);
-  let res;
-  try {
-    res = await fetch(path, {
-      method: "GET", credentials: "same-origin", cache: "no-store", signal: ctl.signal,
-      headers: { Accept: "application/json, application/problem+json" },
-    });
-  } catch {
-    throw new ApiError(0, {
-      title: "No connection",
-      detail: "The server could not be reached. The list will be brought up to date when it can be.",
-    });
-  } finally {
-    clearTimeout(timer);
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = null;
-  }
-  if (!res.ok) throw new ApiError(res.status, data, res.headers.get("Retry-After"));
-  return data;
+  return api("GET", path, undefined, { timeoutMs, signal: ctl.signal });
 }
 
 // The current school day in Europe/London as YYYY-MM-DD: today, or on a Saturday or
