@@ -11,6 +11,8 @@
 //                           (the flow ends by disabling the account)
 //   DUALREG_PUPIL_UPN       a pupil of that school dual-registered at the PRU
 //   DUALREG_PRU_URN         ... DUALREG_PRU_TOKEN: that PRU, and its API key
+//   DUALREG_REQUEST_UPN     ... DUALREG_REQUEST_ID: a pupil of that school the PRU asked
+//                           to register (Alan Turing), and the pending registration's id
 //   DUALREG_BROWSER_FLOW    "full" (default): set-up, sign-out, sign-in; "static": only
 //                           the pages' first views (before the JSON API exists)
 //   DUALREG_TEST_TMP        screenshots go to its screenshots/ ...
@@ -294,6 +296,7 @@ async function fullFlow(page) {
   await checkState(page, "signed-in-again");
 
   await pupilsFlow(page);
+  await requestsFlow(page);
 
   // the session survives a reload; disabling the account (dualregctl) ends it, and the
   // password no longer signs in
@@ -371,6 +374,47 @@ async function pupilsFlow(page) {
   }, { timeout: 10000 }, upn);
   log(`the PRU's mark appeared after ${Date.now() - t0} ms without a reload`);
   await checkState(page, "pupils-marked");
+}
+
+// The registration requests: the PRU's request for a second pupil awaits the school's
+// decision, named with the pupil's name and date of birth; Confirm takes it off the list,
+// the status line says so, and the PRU's key sees the registration in force.
+async function requestsFlow(page) {
+  const id = env.DUALREG_REQUEST_ID;
+  const upn = env.DUALREG_REQUEST_UPN;
+  const token = env.DUALREG_PRU_TOKEN;
+  if (!id || !upn || !token) fail("the requests view needs DUALREG_REQUEST_ID, _REQUEST_UPN, _PRU_TOKEN");
+  const item = `#requests-incoming li[data-id="${id}"]`;
+  await visible(page, "#requests");
+  await visible(page, item);
+  const shown = await text(page, item);
+  if (!shown.includes("Alan Turing")) fail(`the request does not name the pupil: ${shown}`);
+  if (!shown.includes("23 June 2013")) fail(`the request does not give the date of birth: ${shown}`);
+  const label = await page.$eval(`${item} button[data-action="confirm"]`,
+    (b) => b.getAttribute("aria-label"));
+  if (!/^Confirm .*Alan Turing/.test(label)) fail(`the Confirm button's name: ${label}`);
+  await checkState(page, "requests");
+  await page.click(`${item} button[data-action="confirm"]`);
+  await page.waitForFunction((sel) => !document.querySelector(sel) &&
+    /Alan Turing is confirmed/.test(document.getElementById("status").textContent),
+  { timeout: WAIT_MS }, item);
+  if (!(await isVisible(page, "#requests-incoming-none"))) fail("after confirming, the list is not empty");
+  const res = await fetch(`${BASE}/v1/pupils/${encodeURIComponent(upn)}/registrations`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  const answer = await res.text();
+  let status = null;
+  try {
+    const reg = JSON.parse(answer).registrations.find((r) => String(r.id) === id);
+    status = reg ? reg.status : null;
+  } catch {
+    status = null;
+  }
+  if (res.status !== 200 || status !== "in_force") {
+    fail(`after Confirm the registration is not in force: ${res.status} ${answer}`);
+  }
+  log("the PRU's request was confirmed on the page and is in force");
+  await checkState(page, "requests-confirmed");
 }
 
 async function main() {

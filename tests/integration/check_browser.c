@@ -5,7 +5,8 @@
  * Debian's chromium, driven by tests/browser/run.mjs (puppeteer-core): an account made
  * with dualregctl user add is set up through its link, signs out and signs in again,
  * with axe-core and the Content-Security-Policy checked at every step; its school's
- * dual-registered pupil is listed, and a mark the PRU records appears without a reload.
+ * dual-registered pupil is listed, and a mark the PRU records appears without a reload;
+ * the PRU's request to register a second pupil is listed and confirmed on the page.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -229,6 +230,7 @@ START_TEST(test_serving)
 	    {"/app/js/setup.js", "js/setup.js", "text/javascript; charset=utf-8"},
 	    {"/app/js/api.js", "js/api.js", "text/javascript; charset=utf-8"},
 	    {"/app/js/pupils.js", "js/pupils.js", "text/javascript; charset=utf-8"},
+	    {"/app/js/requests.js", "js/requests.js", "text/javascript; charset=utf-8"},
 	    {"/app/css/app.css", "css/app.css", "text/css; charset=utf-8"},
 	    {"/app/favicon.svg", "favicon.svg", "image/svg+xml"},
 	};
@@ -394,9 +396,64 @@ static int ctl(char *const args[], char *out, size_t outlen)
 
 /* The dual-registered pupil the signed-in page lists: on the roll of Hill School (main)
  * and of a PRU (subsidiary, expected there every morning), both in force from a month
- * ago; the PRU's key (pru_token) records the mark the page must show without a reload. */
+ * ago; the PRU's key (pru_token) records the mark the page must show without a reload.
+ * A second pupil (request_upn), on Hill School's roll only, whom the PRU's key asks to
+ * register from today: a request awaiting Hill School's decision (request_id). */
 #define PRU_URN "200002"
-static char pupil_upn[14], pru_token[128];
+static char pupil_upn[14], pru_token[128], request_upn[14], request_id[32];
+
+/* A valid UPN from a template whose check letter is fixed up. */
+static void make_upn(char out[14], const char *tmpl)
+{
+	snprintf(out, 14, "%s", tmpl);
+	char want = 'A';
+	if (upn_validate(out, &want) == UPN_BAD_CHECK)
+		out[0] = want;
+	ck_assert_int_eq(upn_validate(out, NULL), UPN_OK);
+}
+
+/* The PRU's request for a subsidiary registration of a pupil never on its roll: it must
+ * name the pupil's given name, family name and date of birth. */
+static void request_pupil(const char *admin, const char *start)
+{
+	make_upn(request_upn, "A801200005051");
+	char body[1024];
+	struct th_resp r;
+	snprintf(body, sizeof body,
+		 "{\"upn\":\"%s\",\"given_name\":\"Alan\",\"family_name\":\"Turing\","
+		 "\"date_of_birth\":\"2013-06-23\"}",
+		 request_upn);
+	th_api(&d, "POST", "/v1/pupils", admin, body, NULL, &r);
+	ck_assert_msg(r.status == 201 || r.status == 200, "pupil: %ld %s", r.status, r.body);
+	th_resp_free(&r);
+	snprintf(body, sizeof body,
+		 "{\"upn\":\"%s\",\"urn\":\"100001\",\"role\":\"main\",\"start_date\":\"%s\"}",
+		 request_upn, start);
+	th_api(&d, "POST", "/v1/registrations", admin, body, NULL, &r);
+	ck_assert_msg(r.status == 201, "main registration: %ld %s", r.status, r.body);
+	th_resp_free(&r);
+	char today[16];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(today, sizeof today, "%Y-%m-%d", &tm);
+	snprintf(body, sizeof body,
+		 "{\"upn\":\"%s\",\"urn\":\"" PRU_URN "\",\"role\":\"subsidiary\","
+		 "\"start_date\":\"%s\",\"given_name\":\"Alan\",\"family_name\":\"Turing\","
+		 "\"date_of_birth\":\"2013-06-23\",\"schedule\":{\"mon\":[\"PM\"],"
+		 "\"wed\":[\"PM\"]}}",
+		 request_upn, today);
+	th_api(&d, "POST", "/v1/registrations", pru_token, body, NULL, &r);
+	ck_assert_msg(r.status == 201, "PRU request: %ld %s", r.status, r.body);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(r.json, "status");
+	ck_assert_msg(cJSON_IsString(st) && strcmp(st->valuestring, "pending") == 0, "%s", r.body);
+	const cJSON *aw = cJSON_GetObjectItemCaseSensitive(r.json, "awaiting");
+	ck_assert_msg(cJSON_IsString(aw) && strcmp(aw->valuestring, "100001") == 0, "%s", r.body);
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(r.json, "id");
+	ck_assert(cJSON_IsNumber(id));
+	snprintf(request_id, sizeof request_id, "%.0f", id->valuedouble);
+	th_resp_free(&r);
+}
 
 static void place_pupil(void)
 {
@@ -439,6 +496,7 @@ static void place_pupil(void)
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(r.json, "status");
 	ck_assert_msg(cJSON_IsString(st) && strcmp(st->valuestring, "in_force") == 0, "%s", r.body);
 	th_resp_free(&r);
+	request_pupil(admin, start);
 }
 
 static void browser_run(const char *flow, const char *link, const char *email)
@@ -448,7 +506,8 @@ static void browser_run(const char *flow, const char *link, const char *email)
 	char log[512];
 	snprintf(log, sizeof log, "%s/browser-%d.log", tmp, (int)getpid());
 	static char e_url[128], e_link[600], e_email[300], e_school[64], e_flow[64], e_ctl[600],
-	    e_conf[300], e_profile[600], e_tmp[600], e_upn[64], e_pru[64], e_pru_token[200];
+	    e_conf[300], e_profile[600], e_tmp[600], e_upn[64], e_pru[64], e_pru_token[200],
+	    e_req_upn[64], e_req_id[64];
 	snprintf(e_url, sizeof e_url, "DUALREG_WEB_URL=%s", d.base);
 	snprintf(e_link, sizeof e_link, "DUALREG_SETUP_LINK=%s", link);
 	snprintf(e_email, sizeof e_email, "DUALREG_USER_EMAIL=%s", email);
@@ -461,8 +520,10 @@ static void browser_run(const char *flow, const char *link, const char *email)
 	snprintf(e_upn, sizeof e_upn, "DUALREG_PUPIL_UPN=%s", pupil_upn);
 	snprintf(e_pru, sizeof e_pru, "DUALREG_PRU_URN=%s", PRU_URN);
 	snprintf(e_pru_token, sizeof e_pru_token, "DUALREG_PRU_TOKEN=%s", pru_token);
+	snprintf(e_req_upn, sizeof e_req_upn, "DUALREG_REQUEST_UPN=%s", request_upn);
+	snprintf(e_req_id, sizeof e_req_id, "DUALREG_REQUEST_ID=%s", request_id);
 	char *const env[] = {e_url, e_link, e_email, e_school, e_flow, e_ctl, e_conf, e_profile,
-			     e_tmp, e_upn, e_pru, e_pru_token, NULL};
+			     e_tmp, e_upn, e_pru, e_pru_token, e_req_upn, e_req_id, NULL};
 	int rc = run_node(env, log, 200.0);
 	if (rc != 0) {
 		char out[6000];

@@ -31,12 +31,21 @@ export function setCsrfToken(token) {
   csrfToken = typeof token === "string" && token !== "" ? token : null;
 }
 
+// A fresh Idempotency-Key: 128 random bits as hex (crypto.getRandomValues works on pages
+// served over plain http too, unlike crypto.randomUUID).
+function idempotencyKey() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 // method, path (under /app/api/ or /v1/), body (an object, or undefined); options:
-// timeoutMs (default TIMEOUT_MS; a long poll needs more) and signal (an AbortSignal that
-// also ends the request). Resolves to the parsed JSON answer (null for 204); rejects
-// with an ApiError.
-export async function api(method, path, body, { timeoutMs = TIMEOUT_MS, signal } = {}) {
+// timeoutMs (default TIMEOUT_MS; a long poll needs more), signal (an AbortSignal that
+// also ends the request) and idempotent (send an Idempotency-Key, so that a request the
+// network may have delivered twice acts once). Resolves to the parsed JSON answer (null
+// for 204); rejects with an ApiError.
+export async function api(method, path, body, { timeoutMs = TIMEOUT_MS, signal, idempotent } = {}) {
   const headers = { Accept: "application/json, application/problem+json" };
+  if (idempotent) headers["Idempotency-Key"] = idempotencyKey();
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";

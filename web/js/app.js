@@ -1,12 +1,14 @@
 // /app/: sign in (email and password, then a 6-digit code or a recovery code), and the
 // signed-in page (who you are, your school, sign out; for a home school its pupils in
-// alternative provision, web/js/pupils.js). On load GET /app/api/session
+// alternative provision, web/js/pupils.js; for any school its registration requests,
+// web/js/requests.js). On load GET /app/api/session
 // says which of them to show.
 import {
   api, ApiError, setCsrfToken, $, showSection, setFieldError, clearErrors, setAlert,
   setStatus, problemText, setBusy, isBusy,
 } from "./api.js";
 import { startPupils, stopPupils } from "./pupils.js";
+import { startRequests, stopRequests } from "./requests.js";
 
 const SECTIONS = ["signin", "code", "home"];
 const ROLES = { staff: "Staff", lead: "Lead", admin: "Administrator" };
@@ -22,6 +24,7 @@ function show(id) {
 
 function showSignIn(message) {
   stopPupils();
+  stopRequests();
   setCsrfToken(null);
   $("signin-form").reset();
   clearErrors($("signin-form"), "signin-alert");
@@ -42,6 +45,7 @@ function showHome(session) {
   setAlert("home-alert", "");
   show("home");
   startPupils(user);
+  startRequests(user);
 }
 
 // The signed-in page needs the session's details and CSRF token. True when signed in.
