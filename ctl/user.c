@@ -179,6 +179,22 @@ static int user_add_args(int argc, char **argv, struct add_args *a)
 	return 0;
 }
 
+/* Commits the transaction when rc is 0 (1 if the commit fails), else rolls it back. */
+static int user_txn_end(PGconn *conn, int rc)
+{
+	if (rc != 0) {
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return rc;
+	}
+	PGresult *r = PQexec(conn, "COMMIT");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
+		rc = 1;
+	}
+	PQclear(r);
+	return rc;
+}
+
 static void print_link(long long id, const char *email, const char *link, const char *expires)
 {
 	printf("one-time set-up link for user %lld (%s), valid until %s:\n%s\n", id, email, expires,
@@ -217,16 +233,7 @@ static int user_add_main(const struct config *cfg, int argc, char **argv)
 		rc = ctl_user_new_setup(conn, cfg, id, link, sizeof link, expires, sizeof expires);
 	}
 	PQclear(r);
-	if (rc == 0) {
-		r = PQexec(conn, "COMMIT");
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
-			rc = 1;
-		}
-		PQclear(r);
-	} else {
-		PQclear(PQexec(conn, "ROLLBACK"));
-	}
+	rc = user_txn_end(conn, rc);
 	if (rc == 0) {
 		if (a.admin)
 			printf("added user %lld: %s, administrator\n", id, a.email);
@@ -401,16 +408,7 @@ static int user_reset_main(const struct config *cfg, int argc, char **argv)
 		rc = ctl_user_new_setup(conn, cfg, id, link, sizeof link, expires, sizeof expires);
 	}
 	PQclear(r);
-	if (rc == 0) {
-		r = PQexec(conn, "COMMIT");
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			fprintf(stderr, "dualregctl: %s", PQresultErrorMessage(r));
-			rc = 1;
-		}
-		PQclear(r);
-	} else {
-		PQclear(PQexec(conn, "ROLLBACK"));
-	}
+	rc = user_txn_end(conn, rc);
 	if (rc == 0) {
 		printf("user %lld (%s) reset: password, authenticator and recovery codes cleared, "
 		       "%lld session%s ended%s\n",
