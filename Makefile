@@ -84,7 +84,7 @@ DATABASE_URL_FILE = var/database_url
 RUN_CONFIG ?= config/dualreg.conf.example
 
 .PHONY: all run run-inner check check-inner lint-openapi stop install clean deps bench bench-inner \
-        fuzz fuzz-inner fuzz-merge fuzz-replay
+        fuzz fuzz-inner fuzz-merge fuzz-replay screenshots
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/dualregd $(BUILD)/dualregctl
@@ -223,6 +223,16 @@ check: deps
 
 check-inner: all $(BUILD)/check_dualreg $(REPLAY_BINS) lint-openapi
 	@scripts/check.sh $(BUILD) $(if $(filter 1,$(SAN)),san,)
+
+# The README's pictures of the web app: the browser tests' screenshots of the states
+# named in docs/screenshots/LIST, copied into docs/screenshots/.
+screenshots: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/check_dualreg $(LINT_STAMP)
+	@rm -rf $(BUILD)/screenshots && mkdir -p $(BUILD)/screenshots
+	@DUALREG_SCREENSHOTS_DIR=$(CURDIR)/$(BUILD)/screenshots CK_RUN_SUITE=browser \
+	  CK_RUN_CASE=pages scripts/check.sh $(BUILD)
+	@while read -r f; do case $$f in ''|'#'*) ;; *) cp $(BUILD)/screenshots/$$f docs/screenshots/ || exit 1;; esac; \
+	  done < docs/screenshots/LIST; echo "docs/screenshots/ updated"
 
 # The linter is a development tool from npm, pinned by package-lock.json; npm ci runs
 # again only when the lock file changes. Output is shown only when the lint fails.

@@ -1,6 +1,7 @@
 /*
  * changes: GET /v1/changes?since=CURSOR&limit=N&wait=S — the change feed, with long
- * polling.
+ * polling. since=now starts from the feed's current end (one index probe backwards),
+ * so a client that wants only what happens next need not read the history first.
  *
  * Order and completeness: events are paged by (tx, id), where tx is the writing
  * transaction's id, and only events of transactions older than the oldest one still
@@ -106,6 +107,20 @@ static const char *const changes_school_sql =
     "                WHERE s.urn = $3::text AND s.tx >= (SELECT horizon FROM h)"
     "                  AND (s.tx, s.event_id) > ($1::xid8, $2::bigint))";
 
+/* since=now: the feed's current end for the key, as the cursor of an empty page. The
+ * last event below the horizon (every event at or past it belongs to a transaction
+ * still running and will come after this position, so none is skipped); 0:0 when there
+ * is none. $1 the school (the school variant only). */
+#define CHANGES_END(from)                                                            \
+	CHANGES_HORIZON                                                                    \
+	"last AS (SELECT e.tx, e.id FROM " from " WHERE e.tx < (SELECT horizon FROM h)" \
+	"         ORDER BY e.tx DESC, e.id DESC LIMIT 1) "                                 \
+	"SELECT '[]'::json, coalesce((SELECT tx FROM last), '0'::xid8)::text,"             \
+	"       coalesce((SELECT id FROM last), 0), false"
+static const char *const changes_all_end_sql = CHANGES_END("events e");
+static const char *const changes_school_end_sql =
+    CHANGES_END("(SELECT tx, event_id AS id FROM event_schools WHERE urn = $1::text) e");
+
 /* Long polls in progress per API key: a small chained hash table, entries freed at 0. */
 #define WAIT_BUCKETS 256u
 struct key_waits {
@@ -178,6 +193,7 @@ struct changes_state {
 	uint64_t gen;
 	bool querying;
 	bool expired;
+	bool from_end; /* since=now: the first query finds the feed's end */
 };
 
 /* An integer query parameter in [lo, hi]: 1 set, 0 absent, -1 replied 422. */
@@ -267,6 +283,12 @@ static void changes_query(struct changes_state *st)
 	struct api_req *r = st->r;
 	st->gen = r->env->listener != NULL ? dbl_generation(r->env->listener) : 0;
 	st->querying = true;
+	if (st->from_end) {
+		const char *params[] = {st->urn};
+		r->op = dbp_query(r->env->db, st->admin ? changes_all_end_sql : changes_school_end_sql,
+				  st->admin ? 0 : 1, params, changes_result, st);
+		return;
+	}
 	if (st->admin) {
 		const char *params[] = {st->tx, st->id, st->limit};
 		r->op = dbp_query(r->env->db, changes_all_sql, 3, params, changes_result, st);
@@ -369,6 +391,12 @@ static void changes_done(struct api_req *r, PGresult *res)
 		return;
 	}
 	cJSON_Delete(changes);
+	if (st->from_end) {
+		/* the end found: wait from there like any cursor */
+		st->from_end = false;
+		snprintf(st->tx, sizeof st->tx, "%s", PQgetvalue(res, 0, 1));
+		snprintf(st->id, sizeof st->id, "%s", PQgetvalue(res, 0, 2));
+	}
 	if (st->wait_ms == 0 || st->expired) {
 		changes_reply(st, NULL);
 		return;
@@ -395,6 +423,10 @@ void h_changes(struct api_req *r)
 		return;
 	char since[CURSOR_CHANGES_MAX];
 	int got = reads_param(r, "since", since, sizeof since);
+	if (got > 0 && strcmp(since, "now") == 0) {
+		tmp.from_end = true;
+		got = 0;
+	}
 	if (got != 0 && (got < 0 || !cursor_changes_decode(since, tmp.tx, tmp.id))) {
 		cJSON *p = problem_new(422, "invalid-cursor", NULL,
 				       "since must be a next_cursor value returned by this feed");

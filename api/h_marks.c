@@ -14,6 +14,9 @@
  * marks, their history rows, their events and the derived D marks they cause have all
  * committed (or all failed, and the error is what arrives) before the 200 reply. It
  * also leaves no handler state behind if the database goes away mid-request.
+ *
+ * The marks' source is "web" when the staff web app's session cookie authenticated the
+ * request, "api" for a bearer key (both are counted as "api" in the metrics).
  */
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -25,6 +28,7 @@
 #include "handlers.h"
 #include "json_fields.h"
 #include "problem.h"
+#include "request.h"
 
 #define MARKS_MAX_ITEMS 1000
 #define MARKS_MAX_ERRORS 50 /* pointers listed in one problem */
@@ -218,6 +222,16 @@ static bool marks_in_scope(struct api_req *r, const cJSON *marks)
 	return false;
 }
 
+/* The marks' source: "web" for a request the staff web app's session cookie
+ * authenticated (the authenticate stage keeps the cookie's token only then, and only
+ * without an Authorization header), "api" for a bearer key. */
+static const char *marks_source(struct api_req *r)
+{
+	return api_header(r, "Authorization") == NULL && req_of(r)->web_token[0] != '\0'
+		   ? "web"
+		   : "api";
+}
+
 /* The batch's answer: the statement committed before this runs (see the top). */
 static void marks_ingested(struct api_req *r, PGresult *res)
 {
@@ -232,7 +246,7 @@ static void marks_ingested(struct api_req *r, PGresult *res)
 		return;
 	}
 	const cJSON *c = cJSON_GetObjectItem(answer, "counts");
-	metrics_marks("api", answer_count(c, "created"), answer_count(c, "amended"),
+	metrics_marks(marks_source(r), answer_count(c, "created"), answer_count(c, "amended"),
 		      answer_count(c, "unchanged"), answer_count(c, "rejected"));
 	api_reply_json(r, 200, answer);
 }
@@ -274,7 +288,7 @@ void h_marks_post(struct api_req *r)
 	char key_id[24];
 	snprintf(key_id, sizeof key_id, "%lld", r->key.id);
 	const char *params[] = {items, key_id, r->key.name, api_key_scope(r),
-				"api"};
+				marks_source(r)};
 	/* The pool copies the parameters: nothing of this request waits on the database. */
 	api_query(r, "SELECT dualreg_ingest_marks($1::jsonb, $2::bigint, $3, $4, $5)::text", 5,
 		  params, marks_ingested);

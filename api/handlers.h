@@ -36,6 +36,7 @@ void h_web_session_get(struct api_req *r);
 void h_web_session_delete(struct api_req *r);
 /* platform (h_me.c) */
 void h_me(struct api_req *r);
+void h_attendance_codes(struct api_req *r); /* the attendance codes (h_codes.c) */
 /* registry: schools, closures, pupils, registrations (h_schools.c, h_pupils.c,
  * h_registrations.c) */
 void h_schools_create(struct api_req *r);
@@ -68,6 +69,7 @@ void h_pupil_status(struct api_req *r);
 void h_school_register(struct api_req *r);
 void h_pupil_attendance(struct api_req *r);
 void h_changes(struct api_req *r);
+void h_alerts(struct api_req *r); /* a day's same-day alerts (h_alerts.c) */
 /* The change feed's long polls, for GET /metrics (h_changes.c). */
 struct changes_stats {
 	unsigned waits;                   /* in progress */

@@ -28,6 +28,7 @@ const struct router_route api_routes[] = {
      ROUTE_INVALIDATES_STATUS, H(h_deliveries_retry)},
     /* platform: the caller's identity */
     {RM_GET, "/v1/me", "me", ROUTE_KEY, 0, H(h_me)},
+    {RM_GET, "/v1/attendance-codes", "codes", ROUTE_KEY, 0, H(h_attendance_codes)},
     {RM_GET, "/v1/audit", "audit", ROUTE_ADMIN, 0, H(h_audit)},
     /* registry */
     {RM_POST, "/v1/schools", "schools.create", ROUTE_ADMIN, ROUTE_INVALIDATES_STATUS,
@@ -69,6 +70,7 @@ const struct router_route api_routes[] = {
     {RM_GET, "/v1/schools/{urn}/register", "schools.register", ROUTE_KEY, 0,
      H(h_school_register)},
     {RM_GET, "/v1/changes", "changes", ROUTE_KEY, 0, H(h_changes)},
+    {RM_GET, "/v1/alerts", "alerts", ROUTE_KEY, 0, H(h_alerts)},
     /* the staff web app's set-up and sign-in (h_web_setup.c, h_web_session.c): public
      * routes that check their own credentials (a set-up token, a password, the session
      * cookie) */

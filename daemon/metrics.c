@@ -24,7 +24,7 @@ static const char *route_names[METRICS_MAX_ROUTES];
 static size_t nroutes;
 static struct route_counters routes[METRICS_MAX_ROUTES + 1]; /* last: unrouted */
 static unsigned long long rate_limited;
-static unsigned long long marks_by[2][4]; /* [api, pull][created, amended, unchanged, rejected] */
+static unsigned long long marks_by[3][4]; /* [api, pull, web][created, amended, unchanged, rejected] */
 static unsigned long long pull_runs[2];   /* [failed, ok] */
 
 void metrics_set_routes(const char *const *names, size_t n)
@@ -56,7 +56,7 @@ void metrics_rate_limited(void)
 
 void metrics_marks(const char *source, long created, long amended, long unchanged, long rejected)
 {
-	int s = strcmp(source, "pull") == 0;
+	int s = strcmp(source, "pull") == 0 ? 1 : strcmp(source, "web") == 0 ? 2 : 0;
 	marks_by[s][0] += (unsigned long long)created;
 	marks_by[s][1] += (unsigned long long)amended;
 	marks_by[s][2] += (unsigned long long)unchanged;
@@ -128,10 +128,10 @@ char *metrics_render(const struct metrics_snapshot *snap)
 		"# TYPE dualreg_rate_limited_total counter\ndualreg_rate_limited_total %llu\n",
 	    rate_limited);
 	static const char *const statuses[] = {"created", "amended", "unchanged", "rejected"};
-	static const char *const sources[] = {"api", "pull"};
+	static const char *const sources[] = {"api", "pull", "web"};
 	put(&o, "# HELP dualreg_marks_total Marks received, by source and outcome.\n"
 		"# TYPE dualreg_marks_total counter\n");
-	for (int s = 0; s < 2; s++)
+	for (int s = 0; s < 3; s++)
 		for (int k = 0; k < 4; k++)
 			put(&o, "dualreg_marks_total{source=\"%s\",status=\"%s\"} %llu\n", sources[s],
 			    statuses[k], marks_by[s][k]);

@@ -13,6 +13,7 @@
 #
 # Layout: DIR/data (the cluster), DIR/run (the socket), DIR/postgres.log.
 # PG_FSYNC=off starts it without fsync (throw-away test clusters only).
+# PG_EXTRA_CONF: lines added to a new cluster's postgresql.conf (make bench's statistics).
 # PG_REGISTRY=FILE: before a server starts, its directory is appended to FILE, so that
 # whoever owns FILE (scripts/check.sh) can stop every cluster a test started, even when
 # the test failed or was killed before its own teardown.
@@ -87,6 +88,7 @@ case $cmd in
         if [[ ${PG_FSYNC:-on} == off ]]; then
           echo "fsync = off"; echo "synchronous_commit = off"; echo "full_page_writes = off"
         fi
+        if [[ -n ${PG_EXTRA_CONF:-} ]]; then printf '%s\n' "$PG_EXTRA_CONF"; fi
       } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
     fi
     if ! as_owner "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then

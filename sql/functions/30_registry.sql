@@ -63,14 +63,15 @@ LANGUAGE sql STABLE AS $$
    WHERE c.registration_id = p_id AND c.state = 'pending'
 $$;
 
--- A registration in any state with its schedule in force (today, or on its start date
--- if that is later; null for a main registration), every schedule version, its state
--- (status) and the consent it awaits.
+-- A registration in any state with its school's name, its schedule in force (today, or
+-- on its start date if that is later; null for a main registration), every schedule
+-- version, its state (status) and the consent it awaits.
 CREATE OR REPLACE FUNCTION dualreg_registration_json(p_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(
-           'id', r.id, 'upn', r.upn, 'urn', r.urn, 'role', r.role,
-           'start_date', r.start_date, 'end_date', r.end_date,
+           'id', r.id, 'upn', r.upn, 'urn', r.urn,
+           'school_name', (SELECT sc.name FROM schools sc WHERE sc.urn = r.urn),
+           'role', r.role, 'start_date', r.start_date, 'end_date', r.end_date,
            'status', r.state, 'requested_by', r.requested_by,
            'awaiting', CASE WHEN r.state = 'pending' THEN r.counterpart_urn END,
            'expires_at', CASE WHEN r.state = 'pending' THEN r.expires_at END,
@@ -90,11 +91,12 @@ LANGUAGE sql STABLE AS $$
     FROM registration_records r WHERE r.id = p_id
 $$;
 
--- The data of a registration event: the registration without its history of schedules,
--- its timestamps and its consent details.
+-- The data of a registration event: the registration without its school's name, its
+-- history of schedules, its timestamps and its consent details.
 CREATE OR REPLACE FUNCTION dualreg_registration_event_data(p_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
   SELECT dualreg_registration_json(p_id) - 'schedules' - 'created_at' - 'updated_at'
+         - 'school_name'
          - 'requested_by' - 'awaiting' - 'expires_at' - 'decided_at' - 'decision_reason'
          - 'pending_change'
 $$;

@@ -351,7 +351,8 @@ $$;
 -- The rule engine. p_items: a jsonb array of {upn, urn, date, session, code,
 -- minutes_late?, comment?, reason?}; p_key_id / p_key_name: who (recorded in history);
 -- p_acting_urn: the only school the caller may write for (NULL: any, an admin);
--- p_source: 'api' or 'pull'. At most 1000 items (callers split larger feeds).
+-- p_source: 'api' (the JSON API with a key), 'web' (the JSON API from the staff web app,
+-- signed in by its session) or 'pull'. At most 1000 items (callers split larger feeds).
 -- Returns {results: [{index, status, mark?, error?}], counts: {created, amended,
 -- unchanged, rejected}, derived: n}, an error's type being one of dualreg_mark_error_types().
 -- Runs in the caller's transaction.
@@ -371,8 +372,9 @@ DECLARE
     v_emitted integer;
     r record;
 BEGIN
-    IF p_source IS NULL OR p_source NOT IN ('api', 'pull') THEN
-        RAISE EXCEPTION 'dualreg_ingest_marks: source must be api or pull, not %', p_source;
+    IF p_source IS NULL OR p_source NOT IN ('api', 'web', 'pull') THEN
+        RAISE EXCEPTION 'dualreg_ingest_marks: source must be api, web or pull, not %',
+            p_source;
     END IF;
     IF jsonb_typeof(p_items) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'dualreg_ingest_marks: items must be a JSON array';

@@ -161,6 +161,8 @@ RETURNS json LANGUAGE sql STABLE AS $$
                       'expected_urn', r.expected_urn,
                       'expected_here', coalesce(r.expected_urn = p_urn, false),
                       'other_urn', r.other_urn,
+                      'other_school_name', (SELECT o.name FROM schools o
+                                             WHERE o.urn = r.other_urn),
                       'other_mark', r.other_mark)
                     ORDER BY r.family_name, r.given_name, r.upn)
                FROM rows r), '[]'::json))
@@ -263,4 +265,14 @@ RETURNS json LANGUAGE sql STABLE AS $$
                         count(*) FILTER (WHERE NOT mk.possible))
                  FROM mk WHERE mk.at_expected)))
    WHERE EXISTS (SELECT 1 FROM visible)
+$$;
+
+-- The attendance codes (GET /v1/attendance-codes): the table that decides what each code
+-- means and counts as, for clients that show marks to people.
+CREATE OR REPLACE FUNCTION dualreg_attendance_codes_json() RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('codes', json_agg(json_build_object(
+               'code', code, 'meaning', meaning, 'category', category, 'possible', possible,
+               'valid_from', valid_from, 'valid_to', valid_to) ORDER BY code))
+      FROM attendance_codes
 $$;

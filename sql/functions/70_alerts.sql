@@ -84,3 +84,80 @@ BEGIN
     END LOOP;
     RETURN v_count;
 END $$;
+
+-- GET /v1/alerts: one day's alerts as the staff web app lists them. Every
+-- attendance.absent and attendance.missing event about a session of p_date (NULL: today;
+-- the session's date from the event's data, not the day it was raised) that p_scope_urn
+-- may read: NULL (an admin key) every one; a URN the events filed under that school
+-- (event_schools), as the change feed scopes them. Each with the pupil, the school that
+-- expected the pupil (urn, school_name), the pupil's main school that day (home_urn), the
+-- expected school's mark for the session now (current_code, only a real mark counts)
+-- and whether it settles the alert (resolved: a present or approved educational activity
+-- mark), and its urgency, 1 the most urgent:
+--   1 missing, not resolved: nobody has said where the pupil is;
+--   2 absent, not resolved, unauthorised (O, N, U, G: no reason known or accepted), by
+--     the absence mark now at the expected school, else the code alerted;
+--   3 absent, not resolved, any other absence;
+--   4 resolved.
+-- Ordered by urgency, then by when the alert was raised (then by event). At most p_limit
+-- alerts; truncated says whether there were more. Returns {date, alerts, truncated}.
+-- The day's alert events are found through events_alert_day (schema step 024).
+CREATE OR REPLACE FUNCTION dualreg_alerts(p_date date, p_scope_urn text, p_limit integer)
+RETURNS json LANGUAGE sql STABLE AS $$
+  WITH d AS (
+    SELECT coalesce(p_date, dualreg_today()) AS date
+  ), ev AS (
+    SELECT e.id, e.type, e.upn, e.occurred_at, e.data->>'urn' AS urn,
+           e.data->>'session' AS session, e.data->>'code' AS code, d.date
+      FROM d, events e
+     WHERE e.type IN ('attendance.absent', 'attendance.missing')
+       AND e.data->>'date' = to_char(d.date::timestamp, 'YYYY-MM-DD')
+       AND (p_scope_urn IS NULL
+            OR EXISTS (SELECT 1 FROM event_schools s
+                        WHERE s.event_id = e.id AND s.urn = p_scope_urn))
+  ), a AS (
+    SELECT ev.*, p.given_name, p.family_name, sc.name AS school_name,
+           (SELECT g.urn FROM registrations g
+             WHERE g.upn = ev.upn AND g.role = 'main'
+               AND ev.date BETWEEN g.start_date AND coalesce(g.end_date, 'infinity')
+             LIMIT 1) AS home_urn,
+           now_mark.code AS current_code, now_mark.category AS current_category,
+           alerted.category AS alerted_category
+      FROM ev
+      JOIN pupils p ON p.upn = ev.upn
+      JOIN schools sc ON sc.urn = ev.urn
+      LEFT JOIN LATERAL (
+        SELECT m.code, c.category FROM marks m JOIN attendance_codes c ON c.code = m.code
+         WHERE m.upn = ev.upn AND m.date = ev.date AND m.session = ev.session
+           AND m.urn = ev.urn AND dualreg_mark_is_real(m.code, m.source)) now_mark ON true
+      LEFT JOIN attendance_codes alerted ON alerted.code = ev.code
+  ), ranked AS (
+    SELECT a.*,
+           CASE WHEN a.current_category IN ('present', 'aea') THEN 4
+                WHEN a.type = 'attendance.missing' THEN 1
+                WHEN CASE WHEN a.current_category IN ('authorised', 'unauthorised')
+                          THEN a.current_category
+                          ELSE a.alerted_category END = 'unauthorised' THEN 2
+                ELSE 3 END AS urgency
+      FROM a
+     ORDER BY urgency, a.occurred_at, a.id
+     LIMIT p_limit + 1
+  ), page AS (
+    SELECT * FROM ranked ORDER BY urgency, occurred_at, id LIMIT p_limit
+  )
+  SELECT json_build_object(
+    'date', to_char(d.date::timestamp, 'YYYY-MM-DD'),
+    'alerts', coalesce((
+      SELECT json_agg(json_build_object(
+               'id', r.id, 'type', r.type, 'upn', r.upn, 'given_name', r.given_name,
+               'family_name', r.family_name, 'urn', r.urn, 'school_name', r.school_name,
+               'home_urn', r.home_urn, 'date', to_char(r.date::timestamp, 'YYYY-MM-DD'),
+               'session', r.session,
+               'code', CASE WHEN r.type = 'attendance.absent' THEN r.code END,
+               'raised_at', r.occurred_at, 'urgency', r.urgency,
+               'resolved', r.urgency = 4, 'current_code', r.current_code)
+             ORDER BY r.urgency, r.occurred_at, r.id)
+        FROM page r), '[]'::json),
+    'truncated', (SELECT count(*) FROM ranked) > p_limit)
+  FROM d
+$$;

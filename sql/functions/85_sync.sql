@@ -19,8 +19,9 @@
 --     success, the last error and when, consecutive failures, the next attempt, how many
 --     refused items are kept and where to read them.
 --   last_api_mark_at: when the API last created or amended a mark for the school (a
---     re-sent identical mark changes nothing and is not counted); marks from the feed
---     and derived D marks are not API marks.
+--     re-sent identical mark changes nothing and is not counted); marks from the feed,
+--     from staff in the web app (source 'web', not the school's integration) and
+--     derived D marks are not API marks.
 CREATE OR REPLACE FUNCTION dualreg_sync_health(p_urn text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(

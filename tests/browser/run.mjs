@@ -13,6 +13,13 @@
 //   DUALREG_PRU_URN         ... DUALREG_PRU_TOKEN: that PRU, and its API key
 //   DUALREG_REQUEST_UPN     ... DUALREG_REQUEST_ID: a pupil of that school the PRU asked
 //                           to register (Alan Turing), and the pending registration's id
+//   DUALREG_PRU_SETUP_LINK  a set-up link for a member of the PRU's staff, and
+//   DUALREG_PRU_USER_EMAIL  that account's email address
+//   DUALREG_FAR_SETUP_LINK  a set-up link for a member of staff of Far School, unrelated
+//   DUALREG_FAR_URN         to every pupil here, and that school's URN
+//   DUALREG_DATABASE_URL    the daemon's database (a session is expired there by SQL)
+//   DUALREG_BROWSER_ONLY    pupil,register,sync,access: only those flows after the
+//                           requests (default: all)
 //   DUALREG_BROWSER_FLOW    "full" (default): set-up, sign-out, sign-in; "static": only
 //                           the pages' first views (before the JSON API exists)
 //   DUALREG_TEST_TMP        screenshots go to its screenshots/ ...
@@ -30,6 +37,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { pupilPageFlow } from "./pupil_page.mjs";
+import { registerFlow, syncFlow } from "./register_page.mjs";
+import { accessFlow } from "./access.mjs";
 
 const require = createRequire(import.meta.url);
 const puppeteer = require("puppeteer-core");
@@ -46,7 +56,7 @@ const VIEWPORTS = [
   { name: "desktop", width: 1280, height: 800, deviceScaleFactor: 1 },
 ];
 const WAIT_MS = 15000;
-const TOTAL_MS = 170000;
+const TOTAL_MS = 420000;
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -92,8 +102,9 @@ const stepNow = () => Math.floor(Date.now() / 30000);
 // ---- page checks ----
 const problems = []; // script errors and CSP violations, per page
 
-async function newPage() {
-  const page = await browser.newPage();
+// A page of the browser's default context, or of `context` (another profile's cookies).
+async function newPage(context = null) {
+  const page = await (context || browser).newPage();
   page.setDefaultTimeout(WAIT_MS);
   page.setDefaultNavigationTimeout(WAIT_MS);
   page.on("pageerror", (e) => problems.push(`script error: ${e.message}`));
@@ -297,6 +308,13 @@ async function fullFlow(page) {
 
   await pupilsFlow(page);
   await requestsFlow(page);
+  // DUALREG_BROWSER_ONLY=pupil,register,sync,access runs only those of the later flows
+  const only = env.DUALREG_BROWSER_ONLY ? new Set(env.DUALREG_BROWSER_ONLY.split(",")) : null;
+  const flows = [["pupil", pupilPageFlow], ["register", registerFlow], ["sync", syncFlow],
+    ["access", accessFlow]];
+  for (const [name, flow] of flows) {
+    if (!only || only.has(name)) await flow(page, H);
+  }
 
   // the session survives a reload; disabling the account (dualregctl) ends it, and the
   // password no longer signs in
@@ -344,7 +362,7 @@ async function pupilsFlow(page) {
   await visible(page, `#pupils-body tr[data-upn="${upn}"]`);
   const before = await pupilCells(page, upn);
   // cells: AM expected, here, other, state; PM expected, here, other, state
-  if (!before[0].includes(`URN ${pru}`)) fail(`morning expected at: ${before[0]}`);
+  if (!before[0].includes(`River PRU (URN ${pru})`)) fail(`morning expected at: ${before[0]}`);
   if (before[3] !== "Not yet marked") fail(`morning state before the mark: ${before[3]}`);
   if (!before[4].includes(env.DUALREG_USER_SCHOOL)) fail(`afternoon expected at: ${before[4]}`);
   const caption = await text(page, "#pupils-caption");
@@ -352,27 +370,49 @@ async function pupilsFlow(page) {
   await checkState(page, "pupils");
   // give the page its long poll before the mark (it starts from the feed's end)
   await new Promise((r) => setTimeout(r, 1000));
+  if (!(await isVisible(page, "#alerts-none"))) fail("alerts are shown before any absence");
   const date = schoolDay();
-  const res = await fetch(`${BASE}/v1/marks`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ marks: [{ upn, urn: pru, date, session: "AM", code: "/" }] }),
-  });
-  const answer = await res.text();
-  let created = false;
-  try {
-    created = JSON.parse(answer).results[0].status === "created";
-  } catch {
-    created = false;
+  // The PRU first marks her absent without a reason yet (N): an alert for the home school
+  // appears on top, then the PRU corrects the mark to present (no reason needed after N).
+  const post = async (code, want) => {
+    const res = await fetch(`${BASE}/v1/marks`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ marks: [{ upn, urn: pru, date, session: "AM", code }] }),
+    });
+    const answer = await res.text();
+    let status = null;
+    try {
+      status = JSON.parse(answer).results[0].status;
+    } catch {
+      status = null;
+    }
+    if (res.status !== 200 || status !== want) fail(`POST /v1/marks ${code}: ${res.status} ${answer}`);
+  };
+  const alert = `#alerts-list li[data-upn="${upn}"][data-session="AM"]`;
+  await post("N", "created");
+  let t0 = Date.now();
+  await page.waitForFunction((sel) => {
+    const li = document.querySelector(sel);
+    return li && li.querySelector(".urgency").textContent === "Absent, no authorised reason";
+  }, { timeout: 10000 }, alert);
+  log(`the absence alert appeared after ${Date.now() - t0} ms without a reload`);
+  const said = await text(page, alert);
+  if (!said.includes("Grace Hopper") || !said.includes("reason for absence not yet provided")) {
+    fail(`the alert says: ${said}`);
   }
-  if (res.status !== 200 || !created) fail(`POST /v1/marks: ${res.status} ${answer}`);
-  const t0 = Date.now();
-  await page.waitForFunction((u) => {
+  if ((await pupilCells(page, upn))[3] !== "Absent") fail("the morning state is not Absent");
+  await checkState(page, "pupils-alert");
+  await post("/", "amended");
+  t0 = Date.now();
+  await page.waitForFunction((u, sel) => {
     const tds = document.querySelectorAll(`#pupils-body tr[data-upn="${u}"] td`);
+    const li = document.querySelector(sel);
     return tds.length === 8 && tds[2].textContent.trim() === "/" &&
-      tds[3].textContent.trim() === "Present";
-  }, { timeout: 10000 }, upn);
-  log(`the PRU's mark appeared after ${Date.now() - t0} ms without a reload`);
+      tds[3].textContent.trim() === "Present" && li &&
+      li.querySelector(".urgency").textContent === "Resolved";
+  }, { timeout: 10000 }, upn, alert);
+  log(`the PRU's correction appeared after ${Date.now() - t0} ms without a reload`);
   await checkState(page, "pupils-marked");
 }
 
@@ -390,6 +430,7 @@ async function requestsFlow(page) {
   const shown = await text(page, item);
   if (!shown.includes("Alan Turing")) fail(`the request does not name the pupil: ${shown}`);
   if (!shown.includes("23 June 2013")) fail(`the request does not give the date of birth: ${shown}`);
+  if (!shown.includes("River PRU (URN")) fail(`the request does not name the school asking: ${shown}`);
   const label = await page.$eval(`${item} button[data-action="confirm"]`,
     (b) => b.getAttribute("aria-label"));
   if (!/^Confirm .*Alan Turing/.test(label)) fail(`the Confirm button's name: ${label}`);
@@ -416,6 +457,46 @@ async function requestsFlow(page) {
   log("the PRU's request was confirmed on the page and is in force");
   await checkState(page, "requests-confirmed");
 }
+
+// A second member of staff, set up through the JSON API (the set-up pages are tested
+// above): a password, the authenticator's code; returns the signed-in session's cookie
+// value and the TOTP secret.
+async function setUpByApi(link, password) {
+  const url = new URL(link);
+  const token = decodeURIComponent(url.hash.replace(/^#(token=)?/, ""));
+  const post = async (path, body) => {
+    const res = await fetch(`${BASE}${path}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const answer = await res.text();
+    if (res.status !== 200) fail(`POST ${path}: ${res.status} ${answer}`);
+    return [res, JSON.parse(answer)];
+  };
+  const [, setup] = await post("/app/api/setup", { token, password });
+  const [res] = await post("/app/api/setup/confirm", { token, code: totp(setup.totp_secret, stepNow()) });
+  const cookie = (res.headers.get("set-cookie") || "").match(/dualreg_session=([^;]+)/);
+  if (!cookie) fail(`no session cookie after set-up of ${link}`);
+  return { cookie: cookie[1], secret: setup.totp_secret };
+}
+
+// A page in a fresh browser context (its own cookies) signed in with the session cookie,
+// showing /app/ + fragment.
+async function signedInPage(cookie, fragment = "") {
+  const context = await browser.createBrowserContext();
+  const page = await newPage(context);
+  const u = new URL(BASE);
+  await page.setCookie({ name: "dualreg_session", value: cookie, domain: u.hostname, path: "/",
+    httpOnly: true, sameSite: "Strict" });
+  await go(page, `/app/${fragment}`, "load");
+  await visible(page, "#app-nav");
+  return page;
+}
+
+// What the flows in the other files use.
+const H = {
+  env, BASE, WAIT_MS, fail, log, visible, text, isVisible, checkState, go, typeInto,
+  schoolDay, setUpByApi, signedInPage, totp, stepNow,
+};
 
 async function main() {
   if (!BASE) fail("DUALREG_WEB_URL is not set");

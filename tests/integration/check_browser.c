@@ -499,6 +499,39 @@ static void place_pupil(void)
 	request_pupil(admin, start);
 }
 
+/* A new account: dualregctl user add; the set-up link it printed into link. */
+static void add_user(const char *urn, const char *email, const char *name, char *link,
+		     size_t len)
+{
+	char out[4096];
+	char *const add[] = {"user", "add", "--school", (char *)urn, "--email", (char *)email,
+			     "--name", (char *)name, NULL};
+	int rc = ctl(add, out, sizeof out);
+	ck_assert_msg(rc == 0, "dualregctl user add (%d): %s%s", rc, out, th_last_stderr());
+	/* the line holding the link */
+	const char *at = strstr(out, "/app/setup#");
+	ck_assert_msg(at != NULL, "no set-up link in: %s", out);
+	while (at > out && at[-1] != '\n')
+		at--;
+	snprintf(link, len, "%.*s", (int)strcspn(at, "\n"), at);
+	ck_assert_msg(strncmp(link, d.base, strlen(d.base)) == 0, "link %s is not on %s", link,
+		      d.base);
+}
+
+/* A member of the PRU's staff, and one of Far School, a school no pupil here was ever
+ * registered at. */
+#define FAR_URN "300003"
+#define PRU_EMAIL "mary.seacole@river.example"
+static char pru_link[512], far_link[512];
+
+static void add_other_users(void)
+{
+	th_sql(url, "INSERT INTO schools (urn, name, kind) VALUES ('" FAR_URN "', 'Far School', "
+		    "'mainstream')");
+	add_user(PRU_URN, PRU_EMAIL, "Mary Seacole", pru_link, sizeof pru_link);
+	add_user(FAR_URN, "isaac.newton@far.example", "Isaac Newton", far_link, sizeof far_link);
+}
+
 static void browser_run(const char *flow, const char *link, const char *email)
 {
 	const char *tmp = th_env("DUALREG_TEST_TMP");
@@ -507,7 +540,8 @@ static void browser_run(const char *flow, const char *link, const char *email)
 	snprintf(log, sizeof log, "%s/browser-%d.log", tmp, (int)getpid());
 	static char e_url[128], e_link[600], e_email[300], e_school[64], e_flow[64], e_ctl[600],
 	    e_conf[300], e_profile[600], e_tmp[600], e_upn[64], e_pru[64], e_pru_token[200],
-	    e_req_upn[64], e_req_id[64];
+	    e_req_upn[64], e_req_id[64], e_pru_link[600], e_pru_email[128], e_far_link[600],
+	    e_far_urn[64], e_db[1100];
 	snprintf(e_url, sizeof e_url, "DUALREG_WEB_URL=%s", d.base);
 	snprintf(e_link, sizeof e_link, "DUALREG_SETUP_LINK=%s", link);
 	snprintf(e_email, sizeof e_email, "DUALREG_USER_EMAIL=%s", email);
@@ -522,9 +556,16 @@ static void browser_run(const char *flow, const char *link, const char *email)
 	snprintf(e_pru_token, sizeof e_pru_token, "DUALREG_PRU_TOKEN=%s", pru_token);
 	snprintf(e_req_upn, sizeof e_req_upn, "DUALREG_REQUEST_UPN=%s", request_upn);
 	snprintf(e_req_id, sizeof e_req_id, "DUALREG_REQUEST_ID=%s", request_id);
-	char *const env[] = {e_url, e_link, e_email, e_school, e_flow, e_ctl, e_conf, e_profile,
-			     e_tmp, e_upn, e_pru, e_pru_token, e_req_upn, e_req_id, NULL};
-	int rc = run_node(env, log, 200.0);
+	snprintf(e_pru_link, sizeof e_pru_link, "DUALREG_PRU_SETUP_LINK=%s", pru_link);
+	snprintf(e_pru_email, sizeof e_pru_email, "DUALREG_PRU_USER_EMAIL=" PRU_EMAIL);
+	snprintf(e_far_link, sizeof e_far_link, "DUALREG_FAR_SETUP_LINK=%s", far_link);
+	snprintf(e_far_urn, sizeof e_far_urn, "DUALREG_FAR_URN=" FAR_URN);
+	snprintf(e_db, sizeof e_db, "DUALREG_DATABASE_URL=%s", url);
+	char *const env[] = {e_url,	  e_link,      e_email,	    e_school,	 e_flow,
+			     e_ctl,	  e_conf,      e_profile,   e_tmp,	 e_upn,
+			     e_pru,	  e_pru_token, e_req_upn,   e_req_id,	 e_pru_link,
+			     e_pru_email, e_far_link,  e_far_urn,   e_db,	 NULL};
+	int rc = run_node(env, log, 450.0);
 	if (rc != 0) {
 		char out[6000];
 		tail_of(log, out, sizeof out);
@@ -538,21 +579,10 @@ static void browser_run(const char *flow, const char *link, const char *email)
 START_TEST(test_browser)
 {
 	const char *email = "ada.lovelace@hill.example";
-	char out[4096];
 	place_pupil();
-	char *const add[] = {"user", "add", "--school", "100001", "--email", (char *)email,
-			     "--name", "Ada Lovelace", NULL};
-	int rc = ctl(add, out, sizeof out);
-	ck_assert_msg(rc == 0, "dualregctl user add (%d): %s%s", rc, out, th_last_stderr());
-	/* the line holding the link */
-	const char *at = strstr(out, "/app/setup#");
-	ck_assert_msg(at != NULL, "no set-up link in: %s", out);
-	while (at > out && at[-1] != '\n')
-		at--;
 	char link[512];
-	snprintf(link, sizeof link, "%.*s", (int)strcspn(at, "\n"), at);
-	ck_assert_msg(strncmp(link, d.base, strlen(d.base)) == 0, "link %s is not on %s", link,
-		      d.base);
+	add_user("100001", email, "Ada Lovelace", link, sizeof link);
+	add_other_users();
 	browser_run("full", link, email);
 }
 END_TEST
@@ -572,7 +602,7 @@ Suite *browser_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("pages");
 	tcase_add_checked_fixture(tc, setup_daemon, teardown_daemon);
-	tcase_set_timeout(tc, 240);
+	tcase_set_timeout(tc, 500);
 	tcase_add_test(tc, test_browser);
 	suite_add_tcase(s, tc);
 	return s;

@@ -349,6 +349,55 @@ START_TEST(test_late_commit_is_not_skipped)
 }
 END_TEST
 
+/* since=now: the same cursor as reading the whole feed, for an admin and for a school;
+ * a transaction still open when the end is taken is not skipped; a long poll from now
+ * returns the next event only. */
+START_TEST(test_feed_from_now)
+{
+	start_daemon();
+	const char *keys[] = {admin, k1, k3};
+	for (int k = 0; k < 3; k++) {
+		char walked[128];
+		feed_end(keys[k], walked, sizeof walked);
+		struct th_resp r;
+		feed(keys[k], "now", 100, 0, &r);
+		ck_assert_int_eq(cJSON_GetArraySize(item(r.json, "changes")), 0);
+		ck_assert_str_eq(str(r.json, "next_cursor"), walked);
+		th_resp_free(&r);
+	}
+	/* An event of a transaction still open when the end is taken comes after it. */
+	PGconn *a = open_txn("SELECT dualreg_emit('registration.ended', NULL, ARRAY['100001'], "
+			     "'{}')",
+			     NULL, 0);
+	struct th_resp r;
+	feed(k1, "now", 100, 0, &r);
+	char cursor[128];
+	snprintf(cursor, sizeof cursor, "%s", str(r.json, "next_cursor"));
+	th_resp_free(&r);
+	commit_txn(a);
+	feed(k1, cursor, 100, 0, &r);
+	ck_assert_int_eq(cJSON_GetArraySize(item(r.json, "changes")), 1);
+	ck_assert_str_eq(str(cJSON_GetArrayItem(item(r.json, "changes"), 0), "type"),
+			 "registration.ended");
+	th_resp_free(&r);
+	/* A long poll from now: the event emitted while it waits, and nothing older. */
+	struct bg_poll b;
+	bg_poll_start(&b, k1, "now", 10);
+	usleep(400 * 1000);
+	th_sql(rd_url, "SELECT dualreg_emit('attendance.missing', NULL, ARRAY['100001'], '{}')");
+	bg_poll_join(&b);
+	ck_assert_msg(b.elapsed >= 0.3 && b.elapsed < 3.0, "took %.2f s", b.elapsed);
+	cJSON *changes = item(b.resp.json, "changes");
+	ck_assert_int_eq(cJSON_GetArraySize(changes), 1);
+	ck_assert_str_eq(str(cJSON_GetArrayItem(changes, 0), "type"), "attendance.missing");
+	th_resp_free(&b.resp);
+	/* An empty feed's end is a cursor from which the whole feed follows. */
+	feed(k3, "now", 100, 0, &r);
+	ck_assert_str_ne(str(r.json, "next_cursor"), "now");
+	th_resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_listener_reconnects)
 {
 	start_daemon();
@@ -507,6 +556,7 @@ Suite *changes_suite(void)
 	tcase_add_checked_fixture(tc, rd_setup, rd_teardown);
 	tcase_add_test(tc, test_feed_paging_and_scope);
 	tcase_add_test(tc, test_feed_errors);
+	tcase_add_test(tc, test_feed_from_now);
 	tcase_add_test(tc, test_long_poll_wakes_and_expires);
 	tcase_add_test(tc, test_late_commit_is_not_skipped);
 	tcase_add_test(tc, test_listener_reconnects);

@@ -391,6 +391,31 @@ START_TEST(test_sign_in_and_v1)
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM marks m JOIN api_keys k ON k.id = "
 				   "m.key_id WHERE k.name = 'staff:dana@hill.example'"),
 			 1);
+	/* Its source is the web app, in the mark and its history; a bearer key's is the API. */
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM marks WHERE upn = '" P1 "' AND urn = "
+				   "'100001' AND session = 'AM' AND source = 'web'"),
+			 1);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM mark_history WHERE key_name = "
+				   "'staff:dana@hill.example' AND new_source = 'web'"),
+			 1);
+	snprintf(marks, sizeof marks,
+		 "{\"marks\":[{\"upn\":\"" P2 "\",\"urn\":\"100001\",\"date\":\"%s\","
+		 "\"session\":\"AM\",\"code\":\"/\"}]}",
+		 wed);
+	th_api(&d, "POST", "/v1/marks", k1, marks, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	th_resp_free(&r);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM marks m JOIN mark_history h USING (upn, "
+				   "urn, date, session) WHERE upn = '" P2 "' AND m.source = 'api' "
+				   "AND h.new_source = 'api'"),
+			 1);
+	/* and the metrics count each under its source */
+	th_api(&d, "GET", "/metrics", admin, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_msg(strstr(r.body, "dualreg_marks_total{source=\"web\",status=\"created\"} 1\n") &&
+			  strstr(r.body, "dualreg_marks_total{source=\"api\",status=\"created\"} 1\n"),
+		      "%s", r.body);
+	th_resp_free(&r);
 	/* Another school's register stays another school's. */
 	char other[256];
 	snprintf(other, sizeof other,

@@ -27,6 +27,15 @@ export class ApiError extends Error {
   }
 }
 
+// Called (once per signed-in session) when a request made with the session cookie is
+// answered 401: the session has ended (idle or absolute expiry, signed out elsewhere,
+// the account disabled). The app then shows the sign-in form.
+let onSessionEnded = null;
+
+export function setSessionEndedHandler(fn) {
+  onSessionEnded = fn;
+}
+
 export function setCsrfToken(token) {
   csrfToken = typeof token === "string" && token !== "" ? token : null;
 }
@@ -79,7 +88,15 @@ export async function api(method, path, body, { timeoutMs = TIMEOUT_MS, signal, 
       data = null;
     }
   }
-  if (!res.ok) throw new ApiError(res.status, data, res.headers.get("Retry-After"));
+  if (!res.ok) {
+    const err = new ApiError(res.status, data, res.headers.get("Retry-After"));
+    if (res.status === 401 && csrfToken && onSessionEnded) {
+      const fn = onSessionEnded;
+      onSessionEnded = null;
+      fn(err);
+    }
+    throw err;
+  }
   return data;
 }
 

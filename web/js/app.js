@@ -1,16 +1,37 @@
 // /app/: sign in (email and password, then a 6-digit code or a recovery code), and the
-// signed-in page (who you are, your school, sign out; for a home school its pupils in
-// alternative provision, web/js/pupils.js; for any school its registration requests,
-// web/js/requests.js). On load GET /app/api/session
-// says which of them to show.
+// signed-in pages, chosen by the address's fragment:
+//   #/             overview: who you are, your school, sign out; for a home school its
+//                  pupils in alternative provision (web/js/pupils.js); for any school
+//                  its registration requests (web/js/requests.js)
+//   #/pupil/UPN    one pupil (web/js/pupil.js)
+//   #/register     today's register, for a PRU or alternative provider (web/js/register.js)
+//   #/sync         sync health: the school's, or every school's for an administrator
+//                  (web/js/sync.js)
+// On load GET /app/api/session says whether to show sign-in or a signed-in page.
 import {
   api, ApiError, setCsrfToken, $, showSection, setFieldError, clearErrors, setAlert,
-  setStatus, problemText, setBusy, isBusy,
+  setStatus, problemText, setBusy, isBusy, setSessionEndedHandler,
 } from "./api.js";
 import { startPupils, stopPupils } from "./pupils.js";
 import { startRequests, stopRequests } from "./requests.js";
+import { startPupil, stopPupil } from "./pupil.js";
+import { startRegister, stopRegister } from "./register.js";
+import { startSync, stopSync } from "./sync.js";
 
-const SECTIONS = ["signin", "code", "home"];
+const PROVIDER_KINDS = new Set(["pru", "ap"]);
+
+// The signed-in views: the section shown, and how it starts (with the user and the
+// fragment's parameters) and stops (it ends its requests and timers).
+const VIEWS = {
+  home: {
+    start: (user) => { startPupils(user); startRequests(user); },
+    stop: () => { stopPupils(); stopRequests(); },
+  },
+  pupil: { start: (user, params) => startPupil(user, params[0] || ""), stop: stopPupil },
+  register: { start: startRegister, stop: stopRegister },
+  sync: { start: startSync, stop: stopSync },
+};
+const SECTIONS = ["signin", "code", ...Object.keys(VIEWS)];
 const ROLES = { staff: "Staff", lead: "Lead", admin: "Administrator" };
 
 let loaded = false; // the first view after loading does not take the focus
@@ -22,9 +43,44 @@ function show(id) {
   document.title = `${$(`${id}-title`).textContent} – dualreg`;
 }
 
+let current = null; // the signed-in view shown, or null
+let session = null; // GET /app/api/session's answer while signed in
+
+function stopView() {
+  if (current) VIEWS[current].stop();
+  current = null;
+}
+
+// "#/pupil/1234" -> ["pupil", ["1234"]]; anything unknown is the overview.
+function parseFragment() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "")
+    .map((p) => { try { return decodeURIComponent(p); } catch { return ""; } });
+  const name = parts.shift() || "home";
+  return VIEWS[name] ? [name, parts] : ["home", []];
+}
+
+function showView() {
+  const [name, params] = parseFragment();
+  stopView();
+  for (const a of $("app-nav").querySelectorAll("a")) {
+    if (a.dataset.view === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  $("app-nav").hidden = false;
+  setAlert(`${name}-alert`, "");
+  show(name);
+  current = name;
+  VIEWS[name].start(session.user || {}, params);
+}
+
+window.addEventListener("hashchange", () => {
+  if (session) showView();
+});
+
 function showSignIn(message) {
-  stopPupils();
-  stopRequests();
+  stopView();
+  session = null;
+  $("app-nav").hidden = true;
   setCsrfToken(null);
   $("signin-form").reset();
   clearErrors($("signin-form"), "signin-alert");
@@ -32,9 +88,20 @@ function showSignIn(message) {
   if (message) setStatus(message);
 }
 
-function showHome(session) {
+// A request of a signed-in page was refused as not signed in: the session ended.
+function sessionEnded() {
+  if (!session) return;
+  showSignIn("");
+  setAlert("signin-alert", "Your session has ended: you were away for a while, signed out " +
+    "in another window, or your account was changed. Sign in again to carry on.");
+}
+
+function showHome(answer) {
+  session = answer;
+  setSessionEndedHandler(sessionEnded);
   const user = session.user || {};
   setCsrfToken(session.csrf_token);
+  $("nav-register-item").hidden = !(user.school && PROVIDER_KINDS.has(user.school.kind));
   $("user-name").textContent = user.name || "";
   $("user-email").textContent = user.email || "";
   $("user-role").textContent = ROLES[user.role] || user.role || "";
@@ -42,10 +109,7 @@ function showHome(session) {
   $("user-school").textContent = school
     ? `${school.name} (URN ${school.urn})`
     : "None: an administrator acts for every school";
-  setAlert("home-alert", "");
-  show("home");
-  startPupils(user);
-  startRequests(user);
+  showView();
 }
 
 // The signed-in page needs the session's details and CSRF token. True when signed in.

@@ -4,11 +4,17 @@
 // with, for the morning and the afternoon, the school expected to record the real mark,
 // the mark at each school and a state.
 //
-// Two reads make the view: GET /v1/schools/{urn}/register for AM and for PM (each entry
+// Above the table, the day's absence and missing-mark alerts (GET /v1/alerts), most
+// urgent first: a missing mark (nobody has said where the pupil is), an absence without
+// an authorised reason, other absences, then those resolved since by a mark.
+//
+// Two reads make the table: GET /v1/schools/{urn}/register for AM and for PM (each entry
 // holds this school's mark, the expected school and the other school's mark). It stays
 // current without reloading: a long poll on GET /v1/changes (from the feed's end when the
 // view opens) reads the registers again whenever an event arrives.
 import { ApiError, $, api, problemText } from "./api.js";
+import { codeMeaning, loadCodes } from "./codes.js";
+import { dayText, el, schoolDay } from "./dom.js";
 
 const HOME_KINDS = new Set(["mainstream", "special"]);
 const WAIT_S = 25;
@@ -21,32 +27,9 @@ let generation = 0; // bumped by stopPupils: a poll of an older view ends
 let controller = null;
 
 // GET a /v1 JSON answer with the session cookie; rejects with an ApiError. stopPupils
-// aborts the request in flight.
+// aborts every request in flight.
 function getJson(path, timeoutMs) {
-  const ctl = new AbortController();
-  controller = ctl;
-  return api("GET", path, undefined, { timeoutMs, signal: ctl.signal });
-}
-
-// The current school day in Europe/London as YYYY-MM-DD: today, or on a Saturday or
-// Sunday the Friday before (weekends have no sessions).
-export function schoolDay(now = new Date()) {
-  const parts = new Intl.DateTimeFormat("en-GB", {
-    timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit",
-  }).formatToParts(now);
-  const get = (t) => Number(parts.find((p) => p.type === t).value);
-  const d = new Date(Date.UTC(get("year"), get("month") - 1, get("day")));
-  const wd = d.getUTCDay();
-  if (wd === 6) d.setUTCDate(d.getUTCDate() - 1);
-  if (wd === 0) d.setUTCDate(d.getUTCDate() - 2);
-  return d.toISOString().slice(0, 10);
-}
-
-function dayText(iso) {
-  const [y, m, d] = iso.split("-").map(Number);
-  return new Intl.DateTimeFormat("en-GB", {
-    timeZone: "UTC", weekday: "long", day: "numeric", month: "long", year: "numeric",
-  }).format(new Date(Date.UTC(y, m - 1, d)));
+  return api("GET", path, undefined, { timeoutMs, signal: controller?.signal });
 }
 
 function markText(mark) {
@@ -80,6 +63,9 @@ function stateOf(entry) {
 function expectedText(entry, school) {
   if (!entry || !entry.expected_urn) return "Nowhere";
   if (entry.expected_urn === school.urn) return school.name;
+  if (entry.expected_urn === entry.other_urn && entry.other_school_name) {
+    return `${entry.other_school_name} (URN ${entry.expected_urn})`;
+  }
   return `Other school (URN ${entry.expected_urn})`;
 }
 
@@ -87,13 +73,6 @@ const STATE_CLASS = {
   Present: "state-present", Late: "state-late", Absent: "state-absent",
   "Not yet marked": "state-unmarked", "Not expected": "state-none",
 };
-
-function cell(tag, textValue, cls) {
-  const el = document.createElement(tag);
-  el.textContent = textValue;
-  if (cls) el.className = cls;
-  return el;
-}
 
 // The rows: every pupil of either register who is dual-registered in either session.
 function rowsOf(registers) {
@@ -121,15 +100,18 @@ function render(school, date, registers) {
   for (const r of rows) {
     const tr = document.createElement("tr");
     tr.dataset.upn = r.pupil.upn;
-    const name = cell("th", `${r.pupil.given_name} ${r.pupil.family_name}`);
+    const name = document.createElement("th");
     name.scope = "row";
-    name.append(document.createElement("br"), cell("span", `UPN ${r.pupil.upn}`, "muted upn"));
+    const link = el("a", `${r.pupil.given_name} ${r.pupil.family_name}`);
+    link.href = `#/pupil/${encodeURIComponent(r.pupil.upn)}`;
+    name.append(link);
+    name.append(document.createElement("br"), el("span", `UPN ${r.pupil.upn}`, "muted upn"));
     tr.append(name);
     SESSIONS.forEach(([code], i) => {
       const e = r.sessions[i];
       const state = stateOf(e);
       const td = (t, cls) => {
-        const c = cell("td", t, cls);
+        const c = el("td", t, cls);
         c.dataset.session = code;
         return c;
       };
@@ -146,26 +128,72 @@ function render(school, date, registers) {
   }).format(new Date())}.`;
 }
 
+const URGENCY = {
+  1: ["Missing mark", "alert-missing"],
+  2: ["Absent, no authorised reason", "alert-unexplained"],
+  3: ["Absent", "alert-absent"],
+  4: ["Resolved", "alert-resolved"],
+};
+
+function codeText(codes, code) {
+  const meaning = codeMeaning(codes, code);
+  return meaning ? `${code} (${meaning})` : code;
+}
+
+function alertItem(a, codes) {
+  const li = document.createElement("li");
+  const [label, cls] = URGENCY[a.urgency] || URGENCY[3];
+  li.className = cls;
+  li.dataset.upn = a.upn;
+  li.dataset.session = a.session;
+  li.dataset.type = a.type;
+  li.append(el("span", label, "urgency"));
+  const link = el("a", `${a.given_name} ${a.family_name}`);
+  link.href = `#/pupil/${encodeURIComponent(a.upn)}`;
+  const when = a.session === "AM" ? "in the morning" : "in the afternoon";
+  const where = `${a.school_name} (URN ${a.urn})`;
+  const what = a.type === "attendance.missing"
+    ? `: expected at ${where} ${when}, and not marked by the time its register closed.`
+    : `: marked absent at ${where} ${when}, ${codeText(codes, a.code)}.`;
+  li.append(link, what);
+  if (a.resolved && a.current_code) {
+    li.append(` Since marked ${codeText(codes, a.current_code)}.`);
+  }
+  const at = new Date(a.raised_at);
+  if (!Number.isNaN(at.getTime())) {
+    li.append(" ", el("span", `Raised at ${new Intl.DateTimeFormat("en-GB", {
+      hour: "2-digit", minute: "2-digit", timeZone: "Europe/London",
+    }).format(at)}.`, "muted"));
+  }
+  return li;
+}
+
+function renderAlerts(answer, codes) {
+  const alerts = answer.alerts || [];
+  $("alerts-list").replaceChildren(...alerts.map((a) => alertItem(a, codes)));
+  $("alerts-list").hidden = alerts.length === 0;
+  $("alerts-none").hidden = alerts.length !== 0;
+  $("alerts-more").hidden = !answer.truncated;
+}
+
 async function refresh(school, date, gen) {
   const urn = encodeURIComponent(school.urn);
-  const registers = await Promise.all(SESSIONS.map(([s]) =>
-    getJson(`/v1/schools/${urn}/register?date=${date}&session=${s}`, READ_TIMEOUT_MS)));
+  const [codes, alerts, ...registers] = await Promise.all([
+    loadCodes(),
+    getJson(`/v1/alerts?date=${date}`, READ_TIMEOUT_MS),
+    ...SESSIONS.map(([s]) =>
+      getJson(`/v1/schools/${urn}/register?date=${date}&session=${s}`, READ_TIMEOUT_MS))]);
   if (gen !== generation) return;
+  renderAlerts(alerts, codes);
   render(school, date, registers);
   $("pupils-alert").hidden = true;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// The feed's current end: pages of 1000 until one comes back short.
+// The feed's current end (since=now: one read, however long the history).
 async function feedEnd() {
-  let cursor = null;
-  for (;;) {
-    const q = cursor ? `since=${encodeURIComponent(cursor)}&` : "";
-    const page = await getJson(`/v1/changes?${q}limit=1000`, READ_TIMEOUT_MS);
-    cursor = page.next_cursor;
-    if (!page.changes || page.changes.length < 1000) return cursor;
-  }
+  return (await getJson("/v1/changes?since=now", READ_TIMEOUT_MS)).next_cursor;
 }
 
 function showError(err) {
@@ -215,6 +243,11 @@ export function startPupils(user) {
     return;
   }
   section.hidden = false;
+  controller = new AbortController();
+  $("alerts-list").replaceChildren();
+  $("alerts-list").hidden = true;
+  $("alerts-none").hidden = true;
+  $("alerts-more").hidden = true;
   $("pupils-body").replaceChildren();
   $("pupils-table-region").hidden = true;
   $("pupils-scroll-hint").hidden = true;

@@ -5,6 +5,7 @@
 // of 100 until next_cursor is null). A decision (POST /v1/registrations/{id}/confirm or
 // .../decline) reads the list again and says what happened in the page's status line.
 import { ApiError, $, api, problemText, setStatus } from "./api.js";
+import { dayText, detail, el } from "./dom.js";
 
 const READ_TIMEOUT_MS = 20000;
 const MAX_PAGES = 20;
@@ -13,25 +14,15 @@ let generation = 0; // bumped by stopRequests: an older read's answer is dropped
 let controller = null;
 let current = null; // the signed-in user's school
 
+// A school as the request names it: the registration's own school by its name.
+function schoolText(r, urn) {
+  return urn === r.urn && r.school_name ? `${r.school_name} (URN ${urn})` : `URN ${urn}`;
+}
+
 function setAlert(message) {
   const el = $("requests-alert");
   el.textContent = message || "";
   el.hidden = !message;
-}
-
-function dateText(iso) {
-  if (typeof iso !== "string" || !/^\d{4}-\d{2}-\d{2}$/.test(iso)) return iso || "";
-  const [y, m, d] = iso.split("-").map(Number);
-  return new Intl.DateTimeFormat("en-GB", {
-    timeZone: "UTC", day: "numeric", month: "long", year: "numeric",
-  }).format(new Date(Date.UTC(y, m - 1, d)));
-}
-
-function el(tag, textValue, cls) {
-  const e = document.createElement(tag);
-  if (textValue !== undefined) e.textContent = textValue;
-  if (cls) e.className = cls;
-  return e;
 }
 
 // The school a request awaits (a pending registration, or a pending change of one in
@@ -52,16 +43,10 @@ function pupilName(r) {
 function whatText(r) {
   const role = r.role === "main" ? "main" : "subsidiary";
   let t = r.pending_change
-    ? `A change to the ${role} registration at URN ${r.urn}`
-    : `A ${role} registration at URN ${r.urn} from ${dateText(r.start_date)}`;
-  if (!r.pending_change && r.end_date) t += ` to ${dateText(r.end_date)}`;
+    ? `A change to the ${role} registration at ${schoolText(r, r.urn)}`
+    : `A ${role} registration at ${schoolText(r, r.urn)} from ${dayText(r.start_date, false)}`;
+  if (!r.pending_change && r.end_date) t += ` to ${dayText(r.end_date, false)}`;
   return `${t}.`;
-}
-
-function detail(dl, term, value) {
-  const div = el("div");
-  div.append(el("dt", term), el("dd", value));
-  dl.append(div);
 }
 
 function incomingItem(r) {
@@ -71,11 +56,11 @@ function incomingItem(r) {
   li.append(el("h4", name, "request-name"));
   const dl = el("dl", undefined, "request-details");
   if (r.pupil) {
-    detail(dl, "Date of birth", dateText(r.pupil.date_of_birth));
+    detail(dl, "Date of birth", dayText(r.pupil.date_of_birth, false));
     detail(dl, "UPN", r.pupil.upn);
   }
   detail(dl, "Request", whatText(r));
-  detail(dl, "Asked by", requesterOf(r) ? `URN ${requesterOf(r)}` : "An administrator");
+  detail(dl, "Asked by", requesterOf(r) ? schoolText(r, requesterOf(r)) : "An administrator");
   li.append(dl);
   const reasonId = `request-reason-${r.id}`;
   const field = el("div", undefined, "field");
@@ -110,7 +95,7 @@ function outgoingItem(r) {
   li.append(el("h4", pupilName(r), "request-name"));
   const dl = el("dl", undefined, "request-details");
   detail(dl, "Request", whatText(r));
-  detail(dl, "Waiting for", `URN ${awaitingOf(r)}`);
+  detail(dl, "Waiting for", schoolText(r, awaitingOf(r)));
   if (r.expires_at || (r.pending_change && r.pending_change.expires_at)) {
     const at = new Date(r.expires_at || r.pending_change.expires_at);
     detail(dl, "Expires", new Intl.DateTimeFormat("en-GB", {
