@@ -10,6 +10,20 @@ LANGUAGE sql IMMUTABLE AS $$
                    + CASE WHEN p_session = 'PM' THEN 1 ELSE 0 END END
 $$;
 
+-- The school expected to record the real mark of a session (NULL on a weekend): the
+-- only school on roll, or with both, the subsidiary on the sessions its schedule (mask)
+-- names and the main school on the others. A plain expression, inlined where used.
+CREATE OR REPLACE FUNCTION dualreg_expected_urn(p_main_urn text, p_sub_urn text,
+                                                p_mask integer, p_date date, p_session text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN extract(isodow FROM p_date) NOT BETWEEN 1 AND 5 THEN NULL
+              WHEN p_main_urn IS NULL THEN p_sub_urn
+              WHEN p_sub_urn IS NULL THEN p_main_urn
+              WHEN (coalesce(p_mask, 0) >> dualreg_session_bit(p_date, p_session)) & 1 = 1
+                THEN p_sub_urn
+              ELSE p_main_urn END
+$$;
+
 CREATE OR REPLACE FUNCTION dualreg_closed(p_urn text, p_date date) RETURNS boolean
 LANGUAGE sql STABLE AS $$
   SELECT extract(isodow FROM p_date) > 5
@@ -45,11 +59,8 @@ LANGUAGE sql STABLE AS $$
      WHERE m.id IS NOT NULL OR s.id IS NOT NULL
   ), chosen AS (
     SELECT placed.*,
-           CASE WHEN main_urn IS NULL THEN sub_urn
-                WHEN sub_urn IS NULL THEN main_urn
-                WHEN (coalesce(mask, 0) >> dualreg_session_bit(placed.date, placed.session)) & 1 = 1
-                  THEN sub_urn
-                ELSE main_urn END AS expected_urn
+           dualreg_expected_urn(main_urn, sub_urn, mask, placed.date, placed.session)
+             AS expected_urn
       FROM placed
   )
   SELECT c.date, c.session, c.main_urn, c.sub_urn, c.expected_urn,

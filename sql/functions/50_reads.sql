@@ -49,71 +49,79 @@ $$;
 
 -- GET /v1/pupils/{upn}/status. p_date NULL: today. NULL when the pupil does not exist
 -- or, for a school key, was not registered at that school on that date.
+-- The read every poll of a home school makes: PL/pgSQL, so that each of its few
+-- statements (a probe each of pupils, registrations, the schedule and the day's marks)
+-- is planned once per connection, not at every call as a SQL function's body is; the
+-- day's plan is worked out here for the one day (as dualreg_day_plan does for many).
+-- On 1000 pupils this costs about a tenth of the single-statement form it replaced.
 CREATE OR REPLACE FUNCTION dualreg_status(p_upn text, p_date date, p_scope_urn text)
-RETURNS json LANGUAGE sql STABLE AS $$
-  WITH d AS (
-    SELECT coalesce(p_date, dualreg_today()) AS date
-  ), visible AS (
-    SELECT 1 FROM pupils p, d
-     WHERE p.upn = p_upn
-       AND (p_scope_urn IS NULL OR EXISTS (
-             SELECT 1 FROM registrations g
-              WHERE g.upn = p_upn AND g.urn = p_scope_urn
-                AND d.date BETWEEN g.start_date AND coalesce(g.end_date, 'infinity')))
-  ), roll AS (
-    SELECT (SELECT g.urn FROM registrations g
-             WHERE g.upn = p_upn AND g.role = 'main'
-               AND d.date BETWEEN g.start_date AND coalesce(g.end_date, 'infinity')) AS main_urn,
-           (SELECT g.urn FROM registrations g
-             WHERE g.upn = p_upn AND g.role = 'subsidiary'
-               AND d.date BETWEEN g.start_date AND coalesce(g.end_date, 'infinity')) AS sub_urn
-      FROM d
-  ), mk AS (
-    SELECT m.urn, m.session, m.code, c.category, m.minutes_late, m.source, m.recorded_at
-      FROM marks m JOIN attendance_codes c ON c.code = m.code, d
-     WHERE m.upn = p_upn AND m.date = d.date
-  ), sess AS (
-    SELECT s.ord, s.session, roll.main_urn, roll.sub_urn, pl.expected_urn,
-           coalesce(pl.expected_closed, true) AS expected_closed,
-           (roll.main_urn IS NOT NULL OR roll.sub_urn IS NOT NULL) AS on_roll,
-           em.code, em.category, em.source
-      FROM (VALUES (1, 'AM'), (2, 'PM')) AS s(ord, session)
-      CROSS JOIN roll
-      LEFT JOIN dualreg_day_plan(p_upn, (SELECT date FROM d), (SELECT date FROM d)) pl
-        ON pl.session = s.session
-      LEFT JOIN mk em ON em.urn = pl.expected_urn AND em.session = s.session
-  )
-  SELECT json_build_object(
-           'upn', p_upn,
-           'date', (SELECT date FROM d),
-           'sessions', (
-             SELECT json_agg(json_build_object(
-                      'session', sess.session,
-                      'expected_urn', sess.expected_urn,
-                      'main_urn', sess.main_urn,
-                      'subsidiary_urn', sess.sub_urn,
-                      'marks', coalesce((
-                        SELECT json_object_agg(u.urn, (
-                                 SELECT dualreg_session_mark_json(
-                                          mk.code, mk.category, mk.minutes_late, mk.source,
-                                          mk.recorded_at)
-                                   FROM mk WHERE mk.urn = u.urn AND mk.session = sess.session)
-                                 ORDER BY u.ord)
-                          FROM unnest(ARRAY[sess.main_urn, sess.sub_urn]) WITH ORDINALITY
-                               AS u(urn, ord)
-                         WHERE u.urn IS NOT NULL), '{}'::json),
-                      'conflict', sess.main_urn IS NOT NULL AND sess.sub_urn IS NOT NULL
-                                  AND (SELECT count(*) FROM mk
-                                        WHERE mk.session = sess.session
-                                          AND mk.urn IN (sess.main_urn, sess.sub_urn)
-                                          AND dualreg_mark_is_real(mk.code, mk.source)) = 2,
-                      'state', dualreg_session_state(sess.on_roll, sess.expected_urn,
-                                                     sess.expected_closed, sess.code,
-                                                     sess.category, sess.source))
-                    ORDER BY sess.ord)
-               FROM sess))
-   WHERE EXISTS (SELECT 1 FROM visible)
-$$;
+RETURNS json LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_date date := coalesce(p_date, dualreg_today());
+    v_main text;
+    v_sub text;
+    v_sub_id bigint;
+    v_here boolean;
+    v_mask integer;
+    v_marks json;
+    v_sessions json;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pupils WHERE upn = p_upn) THEN
+        RETURN NULL;
+    END IF;
+    SELECT max(g.urn) FILTER (WHERE g.role = 'main'),
+           max(g.urn) FILTER (WHERE g.role = 'subsidiary'),
+           max(g.id) FILTER (WHERE g.role = 'subsidiary'),
+           coalesce(bool_or(g.urn = p_scope_urn), false)
+      INTO v_main, v_sub, v_sub_id, v_here
+      FROM registrations g
+     WHERE g.upn = p_upn AND v_date BETWEEN g.start_date AND coalesce(g.end_date, 'infinity');
+    IF p_scope_urn IS NOT NULL AND NOT v_here THEN
+        RETURN NULL;
+    END IF;
+    IF v_sub_id IS NOT NULL THEN
+        SELECT rs.mask INTO v_mask FROM registration_schedules rs
+         WHERE rs.registration_id = v_sub_id AND rs.effective_from <= v_date
+         ORDER BY rs.effective_from DESC LIMIT 1;
+    END IF;
+    SELECT json_agg(json_build_object(
+             'session', x.session,
+             'expected_urn', x.expected_urn,
+             'main_urn', v_main,
+             'subsidiary_urn', v_sub,
+             'marks', coalesce((
+               SELECT json_object_agg(u.urn, (
+                        SELECT dualreg_session_mark_json(m.code, c.category, m.minutes_late,
+                                                         m.source, m.recorded_at)
+                          FROM marks m JOIN attendance_codes c ON c.code = m.code
+                         WHERE m.upn = p_upn AND m.date = v_date AND m.session = x.session
+                           AND m.urn = u.urn)
+                        ORDER BY u.ord)
+                 FROM unnest(ARRAY[v_main, v_sub]) WITH ORDINALITY AS u(urn, ord)
+                WHERE u.urn IS NOT NULL), '{}'::json),
+             'conflict', v_main IS NOT NULL AND v_sub IS NOT NULL
+                         AND (SELECT count(*) FROM marks m
+                               WHERE m.upn = p_upn AND m.date = v_date
+                                 AND m.session = x.session AND m.urn IN (v_main, v_sub)
+                                 AND dualreg_mark_is_real(m.code, m.source)) = 2,
+             'state', dualreg_session_state(
+                        v_main IS NOT NULL OR v_sub IS NOT NULL, x.expected_urn,
+                        x.expected_urn IS NULL OR dualreg_closed(x.expected_urn, v_date),
+                        em.code, em.category, em.source))
+           ORDER BY x.ord)
+      INTO v_sessions
+      FROM (SELECT s.ord, s.session,
+                   dualreg_expected_urn(v_main, v_sub, v_mask, v_date, s.session)
+                     AS expected_urn
+              FROM (VALUES (1, 'AM'), (2, 'PM')) AS s(ord, session)) x
+      LEFT JOIN LATERAL (
+             SELECT m.code, c.category, m.source
+               FROM marks m JOIN attendance_codes c ON c.code = m.code
+              WHERE m.upn = p_upn AND m.date = v_date AND m.session = x.session
+                AND m.urn = x.expected_urn) em ON true;
+    RETURN json_build_object('upn', p_upn, 'date', v_date, 'sessions', v_sessions);
+END $$;
+
 
 -- GET /v1/schools/{urn}/register. NULL when the school does not exist. Every pupil on
 -- the school's roll that day with this school's mark, where the pupil is expected and,
