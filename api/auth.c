@@ -28,11 +28,15 @@
  * auth_failure_rate per second, charged by each failure. An address whose bucket is
  * empty is answered 429 before its token is even looked at, whatever the token: a
  * valid key from that address waits too, which keeps the check ahead of any lookup and
- * gives someone guessing keys nothing to learn. A token that needs a database lookup is
- * charged before the query and refunded when it names a key (or the database fails),
- * so concurrent guesses from one address cost at most a burst of queries. Only the first
- * of concurrent lookups of one token is charged: a client sending many requests at once
- * with its key, when the key is not cached, is not mistaken for a guesser.
+ * gives someone guessing keys nothing to learn. Lookups in the database are bounded by
+ * the same bucket: an address may have only as many tokens being looked up at once as
+ * failures it has left, so that concurrent guesses cost at most a burst of queries;
+ * a request beyond that waits (parked, in arrival order) until one of its address's
+ * lookups ends, rather than being refused, so a client holding many keys (an MIS
+ * provider serving many schools from one address, right after the key caches were
+ * emptied) is served, a burst at a time. Only a lookup that names no key is charged,
+ * and only the first of concurrent lookups of one token counts: a client sending many
+ * requests at once with its key is not mistaken for a guesser.
  *
  * The client address is the peer's, or, when the peer is one of [limits]
  * trusted_proxies, the right-most address of X-Forwarded-For that is not one of them.
@@ -331,6 +335,7 @@ struct addr_bucket {
 	bool warned; /* logged since it was last full */
 	double tokens;
 	double updated;
+	unsigned pending; /* lookups in flight (the first of each token) */
 };
 
 static struct addr_bucket addrs[ADDR_SETS * WAYS];
@@ -376,8 +381,9 @@ static struct addr_bucket *addr_bucket(const unsigned char a[16], const struct c
 		struct addr_bucket *b = &set[i];
 		if (!b->used)
 			victim = b;
-		else if (b->tokens + (t - b->updated) * cfg->auth_failure_rate >=
-			 cfg->auth_failure_burst)
+		else if (b->pending == 0 &&
+			 b->tokens + (t - b->updated) * cfg->auth_failure_rate >=
+			     cfg->auth_failure_burst)
 			victim = b;
 	}
 	if (victim == NULL) {
@@ -453,6 +459,18 @@ static bool inflight_begin(struct req *q)
 	return true;
 }
 
+/* True while a lookup of hash is in flight. */
+static bool inflight_active(const char *hash)
+{
+	unsigned home = inflight_home(hash);
+	for (unsigned i = 0; i < INFLIGHT_PROBE; i++) {
+		unsigned s = (home + i) % INFLIGHT_SLOTS;
+		if (inflight[s].n > 0 && strcmp(inflight[s].hash, hash) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void inflight_end(struct req *q)
 {
 	if (!q->auth_inflight)
@@ -468,17 +486,24 @@ static void inflight_end(struct req *q)
 	}
 }
 
-/* Gives back the failure charged before a lookup that found a key. */
-static void failure_refund(struct api_req *r)
+/* The lookup of r's token is counted among its address's lookups in flight. */
+static void pending_begin(struct api_req *r)
 {
 	struct req *q = req_of(r);
-	if (!q->auth_charged)
+	struct addr_bucket *b = addr_bucket(q->auth_client, r->env->cfg, true);
+	b->pending++;
+	q->auth_pending = true;
+}
+
+static void pending_end(struct api_req *r)
+{
+	struct req *q = req_of(r);
+	if (!q->auth_pending)
 		return;
-	q->auth_charged = false;
-	const struct config *cfg = r->env->cfg;
-	struct addr_bucket *b = addr_bucket(q->auth_client, cfg, false);
-	if (b != NULL)
-		b->tokens = fmin((double)cfg->auth_failure_burst, b->tokens + 1.0);
+	q->auth_pending = false;
+	struct addr_bucket *b = addr_bucket(q->auth_client, r->env->cfg, false);
+	if (b != NULL && b->pending > 0)
+		b->pending--;
 }
 
 /* True (with the wait in *retry_s) while r's client address may not try again. */
@@ -514,40 +539,141 @@ static void retry_after(struct api_req *r, double retry_s)
 	api_set_header(r, "Retry-After", secs);
 }
 
+/* ---- requests waiting for their address's lookups ---- */
+
+#define PARKED_MAX 4096
+
+static TAILQ_HEAD(, req) parked = TAILQ_HEAD_INITIALIZER(parked);
+static unsigned nparked;
+
+static void lookup_start(struct api_req *r);
+static void resume_parked(const unsigned char addr[16], const struct config *cfg);
+
 /* The request ended while its key was being looked up (the database failed or the
- * deadline passed): not the client's failure. */
+ * deadline passed), or while it waited: not the client's failure. */
 static void lookup_abort(struct api_req *r)
 {
 	struct req *q = req_of(r);
 	void (*prev)(struct api_req *) = q->auth_prev_abort;
+	unsigned char addr[16];
+	memcpy(addr, q->auth_client, sizeof addr);
+	bool was_pending = q->auth_pending;
+	if (q->auth_parked) {
+		TAILQ_REMOVE(&parked, q, auth_park);
+		q->auth_parked = false;
+		nparked--;
+	}
 	inflight_end(q);
-	failure_refund(r);
+	pending_end(r);
 	q->auth_prev_abort = NULL;
 	r->on_abort = NULL;
+	const struct config *cfg = r->env->cfg;
 	if (prev != NULL)
 		prev(r);
+	if (was_pending)
+		resume_parked(addr, cfg);
+}
+
+/* True when a lookup of r's token may start now: one of the same token is already in
+ * flight (it costs nothing more), or its address has failures left for every lookup in
+ * flight and this one. */
+static bool lookup_may_start(struct api_req *r)
+{
+	struct req *q = req_of(r);
+	if (inflight_active(q->auth_hash))
+		return true;
+	struct addr_bucket *b = addr_bucket(q->auth_client, r->env->cfg, false);
+	return b == NULL || (double)b->pending + 1.0 <= b->tokens;
+}
+
+/* After the caches: answers from them, or looks the token up, or waits its turn. */
+static void auth_continue(struct api_req *r)
+{
+	struct req *q = req_of(r);
+	const struct config *cfg = r->env->cfg;
+	struct key_entry *e = cache_find(&known, q->auth_hash, cfg);
+	if (e != NULL) {
+		r->key = e->key;
+		q->auth_next(r);
+		return;
+	}
+	if (cache_find(&unknown, q->auth_hash, cfg) != NULL) {
+		refused(r, "unknown or revoked API key");
+		return;
+	}
+	if (lookup_may_start(r)) {
+		lookup_start(r);
+		return;
+	}
+	if (nparked >= PARKED_MAX) {
+		api_set_header(r, "Retry-After", "1");
+		api_reply_error(r, 429, NULL,
+				"too many requests are waiting for their API keys to be checked; "
+				"retry");
+		return;
+	}
+	q->auth_parked = true;
+	TAILQ_INSERT_TAIL(&parked, q, auth_park);
+	nparked++;
+	q->auth_prev_abort = r->on_abort;
+	r->on_abort = lookup_abort;
+}
+
+/* A lookup from addr ended: its waiting requests go on, in order, while they may. */
+static void resume_parked(const unsigned char addr[16], const struct config *cfg)
+{
+	(void)cfg;
+	for (;;) {
+		struct req *q;
+		TAILQ_FOREACH(q, &parked, auth_park)
+		{
+			if (memcmp(q->auth_client, addr, 16) == 0)
+				break;
+		}
+		if (q == NULL)
+			return;
+		struct api_req *r = &q->pub;
+		double wait;
+		if (!failures_exhausted(r, &wait) && !lookup_may_start(r) &&
+		    cache_find(&known, q->auth_hash, r->env->cfg) == NULL &&
+		    cache_find(&unknown, q->auth_hash, r->env->cfg) == NULL)
+			return; /* still no room: the next lookup to end lets it go */
+		TAILQ_REMOVE(&parked, q, auth_park);
+		q->auth_parked = false;
+		nparked--;
+		r->on_abort = q->auth_prev_abort;
+		q->auth_prev_abort = NULL;
+		if (auth_address_limited(r))
+			continue;
+		auth_continue(r);
+	}
 }
 
 static void lookup_done(struct api_req *r, PGresult *res)
 {
 	struct req *q = req_of(r);
 	void (*next)(struct api_req *) = q->auth_next;
-	q->auth_next = NULL;
+	const struct config *cfg = r->env->cfg;
+	unsigned char addr[16];
+	memcpy(addr, q->auth_client, sizeof addr);
+	bool was_pending = q->auth_pending;
 	r->on_abort = q->auth_prev_abort;
 	q->auth_prev_abort = NULL;
 	inflight_end(q);
+	pending_end(r);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		failure_refund(r);
 		api_reply_db_error(r, res);
+		if (was_pending)
+			resume_parked(addr, cfg);
 		return;
 	}
 	if (PQntuples(res) == 0) {
-		q->auth_charged = false; /* the failure charged before the lookup stands */
 		cache_store(&unknown, q->auth_hash, q->auth_gen, NULL);
-		unauthorized(r, "unknown or revoked API key");
+		refused(r, "unknown or revoked API key");
+		if (was_pending)
+			resume_parked(addr, cfg);
 		return;
 	}
-	failure_refund(r);
 	struct api_key k = {0};
 	k.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	snprintf(k.name, sizeof k.name, "%s", PQgetvalue(res, 0, 1));
@@ -555,7 +681,10 @@ static void lookup_done(struct api_req *r, PGresult *res)
 	snprintf(k.urn, sizeof k.urn, "%s", PQgetvalue(res, 0, 3));
 	cache_store(&known, q->auth_hash, q->auth_gen, &k);
 	r->key = k;
+	q->auth_next = NULL;
 	next(r);
+	if (was_pending)
+		resume_parked(addr, cfg);
 }
 
 /* "drk_" and 43 base64url characters. */
@@ -622,25 +751,19 @@ void auth_authenticate(struct api_req *r, void (*next)(struct api_req *r))
 		refused(r, "malformed API key");
 		return;
 	}
-	char hash[AUTH_HASH_HEX];
-	auth_token_hash(token, hash);
-	struct key_entry *e = cache_find(&known, hash, cfg);
-	if (e != NULL) {
-		r->key = e->key;
-		next(r);
-		return;
-	}
-	if (cache_find(&unknown, hash, cfg) != NULL) {
-		refused(r, "unknown or revoked API key");
-		return;
-	}
-	memcpy(q->auth_hash, hash, sizeof hash);
-	/* Charged now, refunded if the token names a key (see the opening comment). */
-	if (inflight_begin(q)) {
-		failure_charge(r);
-		q->auth_charged = true;
-	}
+	auth_token_hash(token, q->auth_hash);
 	q->auth_next = next;
+	(void)cfg;
+	auth_continue(r);
+}
+
+/* Looks r's token up in the database; counted in its address's lookups in flight
+ * unless another lookup of the same token is. */
+static void lookup_start(struct api_req *r)
+{
+	struct req *q = req_of(r);
+	if (inflight_begin(q))
+		pending_begin(r);
 	q->auth_gen = keys_gen();
 	q->auth_prev_abort = r->on_abort;
 	r->on_abort = lookup_abort;

@@ -58,8 +58,10 @@ struct req {
 	void (*auth_prev_abort)(struct api_req *r);
 	char auth_hash[AUTH_HASH_HEX];
 	uint64_t auth_gen;
-	bool auth_charged; /* a failure charged before the lookup, refunded if it finds a key */
+	bool auth_pending;  /* counted among its address's lookups in flight */
 	bool auth_inflight; /* counted among the lookups in flight of auth_hash */
+	bool auth_parked;   /* waiting for its address's lookups in flight to finish */
+	TAILQ_ENTRY(req) auth_park;
 
 	/* idempotency.c */
 	struct idem_claim *idem;
