@@ -346,6 +346,84 @@ START_TEST(test_retry_after_honoured_and_response_kept)
 }
 END_TEST
 
+/* The text of the first row of sql (or "" when there is none). */
+static void text_of(const char *sql, char *out, size_t size)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	snprintf(out, size, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* The events (by their order of emission, 1-based) behind what one statement claimed. */
+#define CLAIMED(call)                                                                      \
+	"SELECT coalesce(string_agg(n::text, ',' ORDER BY n), '') FROM (SELECT e.id - "       \
+	"(SELECT min(id) - 1 FROM events) AS n FROM " call " c JOIN events e ON e.id = "     \
+	"c.event_id) x"
+
+/*
+ * The claim hands out each subscription's oldest pending delivery of each pupil (the
+ * deliveries without a pupil count as one pupil), oldest first and only as many as the
+ * subscription has room for under per_subscription; a cycle records outcomes and then
+ * claims what they released; an outcome is recorded only under its owner's lease; 410
+ * disables the subscription. With statistics from when nothing was pending, as in
+ * service, the claim stays on its indexes.
+ */
+START_TEST(test_claim_heads_room_and_cycle)
+{
+	subscribe("100001", "/ok", "{*}");
+	th_sql(url, "ANALYZE deliveries");
+	emit("A111111111111", "mark.recorded"); /* 1 */
+	emit("A111111111111", "mark.conflict"); /* 2: waits for 1 */
+	emit("Q222222222222", "mark.recorded"); /* 3 */
+	th_sql(url, "SELECT dualreg_emit('mark.recorded', NULL, ARRAY['100001'], '{}'::jsonb) "
+		    "FROM generate_series(1, 2)"); /* 4, 5: 5 waits for 4 */
+	char got[128], sql[600];
+	text_of(CLAIMED("dualreg_outbox_claim('t1', 10, 2, 30)"), got, sizeof got);
+	ck_assert_str_eq(got, "1,3");
+	text_of(CLAIMED("dualreg_outbox_claim('t1', 10, 3, 30)"), got, sizeof got);
+	ck_assert_str_eq(got, "4");
+	text_of(CLAIMED("dualreg_outbox_claim('t2', 10, 3, 30)"), got, sizeof got);
+	ck_assert_str_eq(got, "");
+	/* 1 delivered and 3 to be retried in a minute: 2 comes next, 3 is not due. */
+	snprintf(sql, sizeof sql,
+		 CLAIMED("dualreg_outbox_cycle('t1', jsonb_build_array("
+			 "jsonb_build_object('id', (SELECT d.id FROM deliveries d WHERE d.event_id = "
+			 "(SELECT min(id) FROM events)), 'outcome', 'delivered', 'status', 200), "
+			 "jsonb_build_object('id', (SELECT d.id FROM deliveries d WHERE d.event_id = "
+			 "(SELECT min(id) + 2 FROM events)), 'outcome', 'retry', 'status', 500, "
+			 "'error', 'HTTP 500', 'delay', 60)), 10, 3, 30)"));
+	text_of(sql, got, sizeof got);
+	ck_assert_str_eq(got, "2");
+	ck_assert_int_eq(scalar("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND "
+				"delivered_at IS NOT NULL AND lease_owner IS NULL"),
+			 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM deliveries WHERE status = 'pending' AND "
+				"last_status = 500 AND next_attempt_at > now() + interval '50 seconds' "
+				"AND lease_until IS NULL"),
+			 1);
+	/* Only the lease holder records: t2's word on 4 is ignored. */
+	ck_assert_int_eq(scalar("SELECT dualreg_outbox_done_many('t2', jsonb_build_array("
+				"jsonb_build_object('id', (SELECT d.id FROM deliveries d WHERE "
+				"d.event_id = (SELECT min(id) + 3 FROM events)), 'outcome', "
+				"'delivered')))"),
+			 0);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM deliveries WHERE lease_owner = 't1'"), 2);
+	/* 410 on 4: the subscription is disabled and nothing more is claimed for it. */
+	text_of(CLAIMED("dualreg_outbox_cycle('t1', jsonb_build_array(jsonb_build_object("
+			"'id', (SELECT d.id FROM deliveries d WHERE d.event_id = "
+			"(SELECT min(id) + 3 FROM events)), 'outcome', 'gone', 'status', 410)), "
+			"10, 3, 30)"),
+		got, sizeof got);
+	ck_assert_str_eq(got, "");
+	ck_assert_int_eq(scalar("SELECT count(*) FROM subscriptions WHERE disabled_at IS NOT NULL"),
+			 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM deliveries WHERE status = 'failed'"), 1);
+}
+END_TEST
+
 Suite *outbox_suite(void)
 {
 	Suite *s = suite_create("outbox");
@@ -360,6 +438,7 @@ Suite *outbox_suite(void)
 	tcase_add_test(tc, test_two_dispatchers_no_double_send);
 	tcase_add_test(tc, test_rotation_signs_twice);
 	tcase_add_test(tc, test_retry_after_honoured_and_response_kept);
+	tcase_add_test(tc, test_claim_heads_room_and_cycle);
 	suite_add_tcase(s, tc);
 	return s;
 }

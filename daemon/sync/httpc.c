@@ -364,8 +364,13 @@ struct httpc *httpc_new(struct event_base *base, unsigned max_total, unsigned ma
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-	if (max_total > 0)
+	if (max_total > 0) {
 		curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)max_total);
+		/* keep that many idle connections for reuse: by default the cache follows the
+		 * transfers in progress, so a quiet moment between bursts closed connections
+		 * and every burst paid new TCP and TLS handshakes */
+		curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)max_total);
+	}
 	if (max_per_host > 0)
 		curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_per_host);
 	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);

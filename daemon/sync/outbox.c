@@ -1,12 +1,16 @@
 /*
  * outbox: the delivery loop (see outbox.h).
  *
- * At most one claim statement runs at a time; a wake-up that arrives meanwhile is
- * remembered and served when it returns. Each claimed delivery becomes one httpc
- * transfer; its outcome is written back with dualreg_outbox_done, which only the
- * lease holder may do. If this daemon dies mid-attempt the lease runs out (attempt
- * timeout + 5 s) and any daemon claims the delivery again: at-least-once, with
- * duplicates only for attempts that were in flight.
+ * The dispatcher talks to PostgreSQL in cycles, one statement at a time
+ * (dualreg_outbox_cycle): each records the outcomes of the attempts that finished since
+ * the last one and, in the same transaction, claims deliveries for the free slots. An
+ * attempt that finishes while a cycle runs queues its outcome for the next, which
+ * starts as soon as the running one returns; a wake-up (a notification, the poll) that
+ * arrives meanwhile is remembered the same way. So a burst costs one round trip and one
+ * commit per batch of attempts, and a slot is refilled one round trip after its
+ * attempt ends. Outcomes are recorded only by the lease holder. If this daemon dies
+ * mid-attempt the lease runs out (attempt timeout + 5 s) and any daemon claims the
+ * delivery again: at-least-once, with duplicates only for attempts that were in flight.
  *
  * The webhook-id is the event's id ("evt_<n>"), the same on every attempt and replay;
  * webhook-timestamp and the signatures are made fresh for each attempt. The secrets
@@ -36,6 +40,7 @@
 #include "dualreg/xalloc.h"
 
 #define RESPONSE_KEEP 2048 /* bytes of a response body kept for diagnosis */
+#define GATHER_US 2000     /* longest an outcome waits for others to share its cycle */
 #define RESPONSE_NOT_KEPT "(response from a non-public address not kept)"
 
 struct outbox {
@@ -46,19 +51,23 @@ struct outbox {
 	char *ca_file;
 	char owner[96];
 	unsigned in_flight;   /* attempts sending or being recorded */
-	bool claiming, wake_again, draining;
-	struct db_op *claim_op;
+	unsigned n_queued;    /* of those, finished with their outcome in queued */
+	unsigned n_recording; /* of those, finished with their outcome in the running cycle */
+	bool wake_again, draining;
+	bool starting;        /* sending the rows of a cycle: a new cycle waits */
+	struct db_op *cycle_op;
+	bool cycle_claims;    /* the running cycle claims (it may be withdrawn on drain) */
 	struct event ev_poll;
+	struct event ev_gather; /* a cycle waits a moment for attempts about to finish */
 	void (*drained)(void *);
 	void *drained_arg;
 	struct outbox_stats stats;
 	struct attempt *attempts; /* in flight, for cleanup */
 	struct db_listener *listener;
 	struct dbl_waiter waiter;
-	/* outcomes waiting to be recorded, and the batch being recorded */
+	/* outcomes waiting to be recorded, and the batch the running cycle records */
 	cJSON *queued;
 	struct attempt *queued_attempts, *recording_attempts;
-	struct db_op *record_op;
 	struct audit *audit; /* records each delivery (outbox_set_audit); may be NULL */
 };
 
@@ -73,7 +82,8 @@ struct attempt {
 	struct attempt *next, *prev;
 };
 
-static void claim(struct outbox *o);
+static void cycle(struct outbox *o);
+static void cycle_soon(struct outbox *o);
 
 static void attempt_unlink(struct attempt *a)
 {
@@ -92,50 +102,6 @@ static void attempt_unlink(struct attempt *a)
 		o->drained = NULL;
 		cb(o->drained_arg);
 	}
-}
-
-static void flush_outcomes(struct outbox *o);
-
-static void recorded(PGresult *res, const char *err, void *arg)
-{
-	struct outbox *o = arg;
-	o->record_op = NULL;
-	if (res == NULL)
-		log_warn("delivery outcomes not recorded; their leases will expire and they are "
-			 "retried",
-			 "err=\"%s\"", err);
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		log_error("delivery outcomes not recorded", "err=\"%s\"", PQresultErrorMessage(res));
-	struct attempt *a = o->recording_attempts;
-	o->recording_attempts = NULL;
-	while (a != NULL) {
-		struct attempt *next = a->batch_next;
-		attempt_unlink(a);
-		a = next;
-	}
-	if (o->queued != NULL)
-		flush_outcomes(o);
-	if (!o->draining)
-		claim(o);
-}
-
-/*
- * Records every queued outcome in one statement. While a batch is being recorded new
- * outcomes queue up, so a burst of deliveries costs one commit per batch, not one each.
- */
-static void flush_outcomes(struct outbox *o)
-{
-	if (o->record_op != NULL || o->queued == NULL)
-		return;
-	char *json = cJSON_PrintUnformatted(o->queued);
-	cJSON_Delete(o->queued);
-	o->queued = NULL;
-	o->recording_attempts = o->queued_attempts;
-	o->queued_attempts = NULL;
-	const char *params[] = {o->owner, json};
-	o->record_op = dbp_query(o->db, "SELECT dualreg_outbox_done_many($1, $2::jsonb)", 2, params,
-				 recorded, o);
-	free(json);
 }
 
 /* Keeps printable ASCII of a response for diagnosis (the database wants valid text). */
@@ -222,7 +188,8 @@ static void sent(const struct httpc_result *res, void *arg)
 	cJSON_AddItemToArray(o->queued, rec);
 	a->batch_next = o->queued_attempts;
 	o->queued_attempts = a;
-	flush_outcomes(o);
+	o->n_queued++;
+	cycle_soon(o);
 }
 
 /* Starts one signed POST for a claimed row. */
@@ -301,59 +268,117 @@ static void send_row(struct outbox *o, PGresult *res, int row)
 	a->xfer = httpc_start(o->http, &req, sent, a);
 }
 
-static void claimed(PGresult *res, const char *err, void *arg)
+static void cycled(PGresult *res, const char *err, void *arg)
 {
 	struct outbox *o = arg;
-	o->claim_op = NULL;
-	o->claiming = false;
-	int n = 0;
-	if (res == NULL) {
+	o->cycle_op = NULL;
+	if (res == NULL && o->recording_attempts != NULL)
+		log_warn("delivery outcomes not recorded; their leases will expire and they are "
+			 "retried",
+			 "err=\"%s\"", err);
+	else if (res == NULL)
 		log_debug("outbox claim failed", "err=\"%s\"", err);
-	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error("outbox claim failed", "err=\"%s\"", PQresultErrorMessage(res));
-	} else {
-		n = PQntuples(res);
-		for (int i = 0; i < n; i++)
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		log_error("outbox cycle failed", "err=\"%s\"", PQresultErrorMessage(res));
+	/* Rows first: finishing the recorded attempts may end a drain, which must then see
+	 * the attempts this cycle claimed. */
+	o->starting = true;
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+		for (int i = 0; i < PQntuples(res); i++)
 			send_row(o, res, i);
+	o->starting = false;
+	struct attempt *a = o->recording_attempts;
+	o->recording_attempts = NULL;
+	o->n_recording = 0;
+	while (a != NULL) {
+		struct attempt *next = a->batch_next;
+		attempt_unlink(a);
+		a = next;
 	}
-	if (o->wake_again && !o->draining) {
+	if (o->wake_again) {
 		o->wake_again = false;
-		claim(o);
+		cycle(o);
+	} else if (o->queued != NULL) {
+		cycle_soon(o);
 	}
 }
 
-static void claim(struct outbox *o)
+static void gather_cb(evutil_socket_t fd, short what, void *arg)
 {
-	if (o->draining)
+	(void)fd;
+	(void)what;
+	cycle(arg);
+}
+
+/*
+ * Starts a cycle for the queued outcomes once no other attempt is still sending, or
+ * GATHER_US after the first of them, whichever comes first: the attempts of one burst
+ * finish within a moment of each other, and one cycle for all of them costs little more
+ * than one for a few, where a cycle per few would leave the others' slots idle longer.
+ */
+static void cycle_soon(struct outbox *o)
+{
+	if (o->cycle_op != NULL || o->starting)
+		return; /* the queued outcomes are seen to when it returns */
+	unsigned sending = o->in_flight - o->n_queued - o->n_recording;
+	if (sending == 0 || o->draining) {
+		cycle(o);
 		return;
-	if (o->claiming) {
+	}
+	if (!evtimer_pending(&o->ev_gather, NULL)) {
+		struct timeval tv = {0, GATHER_US};
+		evtimer_add(&o->ev_gather, &tv);
+	}
+}
+
+/*
+ * Starts a cycle: records the queued outcomes and claims for the free slots (none
+ * while draining or while the access audit is full). One at a time; asked while one
+ * runs, it runs again when that one returns.
+ */
+static void cycle(struct outbox *o)
+{
+	if (o->cycle_op != NULL || o->starting) {
 		o->wake_again = true;
 		return;
 	}
-	if (o->in_flight >= o->opts.max_in_flight)
-		return; /* a finishing attempt claims again */
-	if (audit_full(o->audit))
-		return; /* nothing more is sent until the access audit is written; the poll retries */
+	evtimer_del(&o->ev_gather);
+	/* The queued outcomes are recorded before the claim, so their slots are free. */
+	unsigned busy = o->in_flight - o->n_queued;
+	unsigned limit = busy < o->opts.max_in_flight ? o->opts.max_in_flight - busy : 0;
+	if (o->draining || audit_full(o->audit))
+		limit = 0; /* audit full: nothing more is sent until it is written; the poll retries */
+	if (limit == 0 && o->queued == NULL)
+		return; /* a finishing attempt starts the next cycle */
+	char *json = o->queued != NULL ? cJSON_PrintUnformatted(o->queued) : NULL;
+	cJSON_Delete(o->queued);
+	o->queued = NULL;
+	o->recording_attempts = o->queued_attempts;
+	o->queued_attempts = NULL;
+	o->n_recording = o->n_queued;
+	o->n_queued = 0;
 	char owner_limit[16], per_sub[16], lease[16];
-	snprintf(owner_limit, sizeof owner_limit, "%u", o->opts.max_in_flight - o->in_flight);
+	snprintf(owner_limit, sizeof owner_limit, "%u", limit);
 	snprintf(per_sub, sizeof per_sub, "%u", o->opts.per_subscription);
 	/* Longer than an attempt can take (its timeout) plus time to record the outcome. */
 	snprintf(lease, sizeof lease, "%u", o->opts.timeout_ms / 1000 + 5);
-	const char *params[] = {o->owner, owner_limit, per_sub, lease};
-	o->claiming = true;
-	o->claim_op = dbp_query(o->db,
+	const char *params[] = {o->owner, json ? json : "[]", owner_limit, per_sub, lease};
+	o->cycle_claims = limit > 0;
+	o->cycle_op = dbp_query(o->db,
 				"SELECT id, event_id, attempts, url, secret, previous_secret, type, "
 				"to_char(occurred_at AT TIME ZONE 'UTC', "
 				"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), data, subscription_id "
-				"FROM dualreg_outbox_claim($1, $2::integer, $3::integer, $4::integer)",
-				4, params, claimed, o);
+				"FROM dualreg_outbox_cycle($1, $2::jsonb, $3::integer, $4::integer, "
+				"$5::integer)",
+				5, params, cycled, o);
+	free(json);
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	claim(arg);
+	cycle(arg);
 }
 
 static void set_opts(struct outbox *o, const struct outbox_opts *opts)
@@ -380,6 +405,7 @@ struct outbox *outbox_new(struct event_base *base, struct db_pool *db, struct ht
 	gethostname(host, sizeof host - 1);
 	snprintf(o->owner, sizeof o->owner, "%s:%d:%lx", host, (int)getpid(), (unsigned long)random());
 	event_assign(&o->ev_poll, base, -1, EV_PERSIST, poll_cb, o);
+	evtimer_assign(&o->ev_gather, base, gather_cb, o);
 	struct timeval tv = {o->opts.poll_ms / 1000, (o->opts.poll_ms % 1000) * 1000};
 	event_add(&o->ev_poll, &tv);
 	return o;
@@ -399,7 +425,7 @@ void outbox_set_audit(struct outbox *o, struct audit *a)
 
 void outbox_wake(struct outbox *o)
 {
-	claim(o);
+	cycle(o);
 }
 
 static void listener_woke(struct dbl_waiter *w)
@@ -409,7 +435,7 @@ static void listener_woke(struct dbl_waiter *w)
 		return;
 	/* Waiters are one-shot: register again before the claim, so nothing is missed. */
 	dbl_wait(o->listener, &o->waiter, dbl_generation(o->listener));
-	claim(o);
+	cycle(o);
 }
 
 void outbox_listen(struct outbox *o, struct db_listener *l)
@@ -425,10 +451,15 @@ void outbox_drain(struct outbox *o, void (*done)(void *), void *arg)
 	if (o->listener != NULL)
 		dbl_cancel(o->listener, &o->waiter);
 	event_del(&o->ev_poll);
-	if (o->claim_op != NULL) {
-		db_op_cancel(o->claim_op);
-		o->claim_op = NULL;
-		o->claiming = false;
+	evtimer_del(&o->ev_gather);
+	/* A cycle that only claims is withdrawn (its transaction does not commit); one that
+	 * records outcomes runs to the end, and what it claimed is sent and recorded. */
+	if (o->cycle_op != NULL && o->cycle_claims && o->recording_attempts == NULL) {
+		db_op_cancel(o->cycle_op);
+		o->cycle_op = NULL;
+		o->wake_again = false;
+		if (o->queued != NULL)
+			cycle(o);
 	}
 	if (o->in_flight == 0) {
 		done(arg);
@@ -451,11 +482,10 @@ void outbox_free(struct outbox *o)
 	if (o->listener != NULL)
 		dbl_cancel(o->listener, &o->waiter);
 	event_del(&o->ev_poll);
-	if (o->claim_op != NULL)
-		db_op_cancel(o->claim_op);
+	evtimer_del(&o->ev_gather);
+	if (o->cycle_op != NULL)
+		db_op_cancel(o->cycle_op);
 	o->drained = NULL;
-	if (o->record_op != NULL)
-		db_op_cancel(o->record_op);
 	cJSON_Delete(o->queued);
 	while (o->attempts != NULL) {
 		struct attempt *a = o->attempts;
