@@ -50,6 +50,7 @@ int main(void)
 	srunner_add_suite(sr, reads_suite());
 	srunner_add_suite(sr, changes_suite());
 	srunner_add_suite(sr, alerts_read_suite());
+	srunner_add_suite(sr, integrity_suite());
 	srunner_add_suite(sr, longpoll_suite());
 	srunner_add_suite(sr, fuzz_regressions_suite());
 	srunner_add_suite(sr, fuzz_corpus_suite());

@@ -47,6 +47,7 @@ Suite *jobs_suite(void);
 Suite *reads_suite(void);
 Suite *changes_suite(void); /* the change feed, on the reads fixture */
 Suite *alerts_read_suite(void); /* GET /v1/alerts, on the reads fixture */
+Suite *integrity_suite(void);   /* references kept by foreign keys and statement triggers */
 Suite *listen_suite(void);
 Suite *longpoll_suite(void); /* the change feed's long polls under load, targeted wake-ups */
 Suite *fuzz_regressions_suite(void); /* the defects of the fuzzing run of 2026-11-28 */

@@ -9,42 +9,70 @@
 --                      or closure days.
 -- alerts_sent (schema/008_alerts.sql) makes each missing-mark alert happen once.
 
--- attendance.absent, from the marks themselves however they are written.
+-- attendance.absent, from the marks themselves however they are written: statement-level
+-- triggers over the rows each statement inserted or updated (marks_absence_alert and
+-- marks_absence_alert_update), so a batch of marks raises its alerts in one insert of
+-- events. A row raises one when it is a school's own mark (not a derived D) whose code is
+-- an absence (authorised or unauthorised category), it was not an absence before the
+-- update (one alert per absence, not per amendment), the pupil is dual registered that
+-- day and the mark is at the school expected that session; the alert goes to the other
+-- school. An update is paired with the row it changed by the mark's key (upn, date,
+-- session, urn), which nothing changes.
 CREATE OR REPLACE FUNCTION dualreg_absence_alert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_new_cat text;
-    v_old_cat text;
-    p record;
+    v_absent jsonb;
 BEGIN
-    IF NEW.source = 'derived' THEN
+    IF NOT EXISTS (SELECT 1 FROM new_marks) THEN
+        RETURN NULL; -- (an upsert fires the update trigger too, often for no rows)
+    END IF;
+    -- The rows that became absences, as few as they usually are: the day plans are
+    -- asked for these alone.
+    IF TG_OP = 'INSERT' THEN
+        SELECT jsonb_agg(jsonb_build_object('upn', n.upn, 'urn', n.urn, 'date', n.date,
+                                            'session', n.session, 'code', n.code,
+                                            'category', c.category))
+          INTO v_absent
+          FROM new_marks n
+          JOIN attendance_codes c ON c.code = n.code
+         WHERE n.source <> 'derived' AND c.category IN ('authorised', 'unauthorised');
+    ELSE
+        SELECT jsonb_agg(jsonb_build_object('upn', n.upn, 'urn', n.urn, 'date', n.date,
+                                            'session', n.session, 'code', n.code,
+                                            'category', c.category))
+          INTO v_absent
+          FROM new_marks n
+          JOIN attendance_codes c ON c.code = n.code
+          LEFT JOIN old_marks o
+            ON o.upn = n.upn AND o.date = n.date AND o.session = n.session
+           AND o.urn = n.urn
+          LEFT JOIN attendance_codes oc ON oc.code = o.code
+         WHERE n.source <> 'derived' AND c.category IN ('authorised', 'unauthorised')
+           AND oc.category IS DISTINCT FROM 'authorised'
+           AND oc.category IS DISTINCT FROM 'unauthorised';
+    END IF;
+    IF v_absent IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT category INTO v_new_cat FROM attendance_codes WHERE code = NEW.code;
-    IF v_new_cat NOT IN ('authorised', 'unauthorised') THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP = 'UPDATE' THEN
-        SELECT category INTO v_old_cat FROM attendance_codes WHERE code = OLD.code;
-        IF v_old_cat IN ('authorised', 'unauthorised') THEN
-            RETURN NULL; /* already absent: one alert per absence, not per amendment */
-        END IF;
-    END IF;
-    SELECT * INTO p FROM dualreg_day_plan(NEW.upn, NEW.date, NEW.date) pl
-     WHERE pl.session = NEW.session;
-    IF NOT FOUND OR p.other_urn IS NULL OR p.expected_urn <> NEW.urn THEN
-        RETURN NULL;
-    END IF;
-    PERFORM dualreg_emit('attendance.absent', NEW.upn, ARRAY[p.other_urn],
-        jsonb_build_object('upn', NEW.upn, 'urn', NEW.urn, 'date', NEW.date,
-                           'session', NEW.session, 'code', NEW.code,
-                           'category', v_new_cat, 'notify_urn', p.other_urn));
+    INSERT INTO events (type, upn, urns, data, occurred_at)
+    SELECT 'attendance.absent', a->>'upn', ARRAY[pl.other_urn],
+           a || jsonb_build_object('notify_urn', pl.other_urn), dualreg_now()
+      FROM jsonb_array_elements(v_absent) a
+      JOIN dualreg_dual_plans(ARRAY(SELECT x->>'upn' FROM jsonb_array_elements(v_absent) x),
+                              ARRAY(SELECT (x->>'date')::date
+                                      FROM jsonb_array_elements(v_absent) x)) pl
+        ON pl.upn = a->>'upn' AND pl.date = (a->>'date')::date
+       AND pl.session = a->>'session' AND pl.expected_urn = a->>'urn'
+     ORDER BY a->>'upn', a->>'date', a->>'session', a->>'urn';
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE TRIGGER marks_absence_alert
-    AFTER INSERT OR UPDATE OF code ON marks
-    FOR EACH ROW EXECUTE FUNCTION dualreg_absence_alert();
+    AFTER INSERT ON marks REFERENCING NEW TABLE AS new_marks
+    FOR EACH STATEMENT EXECUTE FUNCTION dualreg_absence_alert();
+CREATE OR REPLACE TRIGGER marks_absence_alert_update
+    AFTER UPDATE ON marks REFERENCING OLD TABLE AS old_marks NEW TABLE AS new_marks
+    FOR EACH STATEMENT EXECUTE FUNCTION dualreg_absence_alert();
 
 -- Raises attendance.missing for today's sessions whose register closed more than
 -- p_grace ago without a mark at the expected school. Safe to run from several daemons
