@@ -201,16 +201,21 @@ run-inner: all
 stop:
 	@scripts/pg.sh stop var/pg
 
-BENCH_BINS = $(BUILD)/loadgen $(BUILD)/evhttp_ceiling $(BUILD)/upsert_ceiling $(BUILD)/curl_ceiling
+BENCH_BINS = $(BUILD)/loadgen $(BUILD)/evhttp_ceiling $(BUILD)/upsert_ceiling $(BUILD)/curl_ceiling \
+             $(BUILD)/pointread_ceiling $(BUILD)/waiters
 
 $(BUILD)/loadgen: $(BUILD)/bench/loadgen.o
 	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/evhttp_ceiling: $(BUILD)/bench/evhttp_ceiling.o
-	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs libevent_openssl)
 $(BUILD)/curl_ceiling: $(BUILD)/bench/curl_ceiling.o
 	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/upsert_ceiling: $(BUILD)/bench/upsert_ceiling.o
 	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+$(BUILD)/pointread_ceiling: $(BUILD)/bench/pointread_ceiling.o
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+$(BUILD)/waiters: $(BUILD)/bench/waiters.o
+	@$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-inner

@@ -1,8 +1,9 @@
 /*
  * curl_ceiling: the "raw" delivery figure `make bench` compares webhook delivery
  * against: a plain libcurl multi client POSTing N copies of a body to one URL with C
- * transfers at once over kept-alive connections, no database and no signing.
- *   curl_ceiling URL N CONCURRENCY BODY
+ * transfers at once over kept-alive connections, no database and no signing. With
+ * CA_FILE (an https URL) the server's certificate is checked against it.
+ *   curl_ceiling URL N CONCURRENCY BODY [CA_FILE]
  * Prints: requests=N seconds=S per_s=R
  */
 #include <curl/curl.h>
@@ -27,9 +28,9 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5)
+	if (argc != 5 && argc != 6)
 		return 2;
-	const char *url = argv[1], *body = argv[4];
+	const char *url = argv[1], *body = argv[4], *ca = argc == 6 ? argv[5] : NULL;
 	int n = atoi(argv[2]), conc = atoi(argv[3]), started = 0, done = 0, running = 0;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	CURLM *m = curl_multi_init();
@@ -43,6 +44,9 @@ int main(int argc, char **argv)
 		curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
 		curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(easy[i], CURLOPT_TCP_NODELAY, 1L);
+		if (ca != NULL)
+			curl_easy_setopt(easy[i], CURLOPT_CAINFO, ca);
 		curl_multi_add_handle(m, easy[i]);
 	}
 	while (done < n) {
