@@ -84,7 +84,7 @@ DATABASE_URL_FILE = var/database_url
 RUN_CONFIG ?= config/dualreg.conf.example
 
 .PHONY: all run run-inner check check-inner lint-openapi stop install clean deps bench bench-inner \
-        fuzz fuzz-inner fuzz-merge fuzz-replay screenshots
+        fuzz fuzz-inner fuzz-merge fuzz-replay screenshots soak soak-inner
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/dualregd $(BUILD)/dualregctl
@@ -222,6 +222,13 @@ bench: deps
 
 bench-inner: all $(BENCH_BINS)
 	@bench/run.sh $(BUILD)
+
+# make soak: a mixed load for SOAK_SECONDS (default 600) and dualregd's memory over it.
+soak: deps
+	@$(MAKE) --no-print-directory soak-inner
+
+soak-inner: all $(BENCH_BINS)
+	@bench/soak.sh $(BUILD)
 
 check: deps
 	@$(MAKE) --no-print-directory check-inner

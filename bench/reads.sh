@@ -58,6 +58,21 @@ bench_mixed_reads() {
 # mark concerns should query again: the daemon's requery counter says how many did.
 bench_long_polls() {
   local n=$1 marks=${BENCH_LONGPOLL_MARKS:-300}
+  # the schools, pupils and keys are made once per run (a later call reuses them)
+  if [[ ! -s $tmp/waiter_keys.txt || $(wc -l < "$tmp/waiter_keys.txt") -ne $n ]]; then
+    waiters_setup "$n"
+  fi
+  local r0 r1 out
+  r0=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | awk '/^dualreg_changes_requeries_total/ { print $2 }')
+  out=$("$bin/waiters" -p "$port" -a "$token" -n "$marks" -d "$tmp/waiter_dates.txt" -s "$tmp/waiter_state.txt" "$tmp/waiter_keys.txt" || true)
+  r1=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | awk '/^dualreg_changes_requeries_total/ { print $2 }')
+  echo "longpoll mark -> its school's long poll answered ($n schools waiting, $(figure marks "$out") marks one at a time): p50 $(figure p50_ms "$out") ms p99 $(figure p99_ms "$out") ms max $(figure max_ms "$out") ms (target p99 <= 50 ms)   re-queries per mark $(awk -v a="${r0:-0}" -v b="${r1:-0}" -v m="$(figure marks "$out")" 'BEGIN { if (m > 0) printf "%.2f", (b - a) / m; else print "n/a" }') (1 = only the school concerned)   other schools' polls woken $(figure woken_other "$out")"
+}
+
+# $1 schools, each with one pupil on its roll alone and a key: $tmp/waiter_keys.txt
+# ("TOKEN UPN URN"), and the school days to mark them on: $tmp/waiter_dates.txt.
+waiters_setup() {
+  local n=$1
   psql -q "$url" -v n="$n" <<'SQL'
 \set ON_ERROR_STOP on
 INSERT INTO schools (urn, name, kind)
@@ -82,10 +97,6 @@ SQL
     key=$("$bin/dualregctl" -c /dev/null key create --school "$urn" --name "waiter-$urn" 2>/dev/null)
     echo "$key $upn $urn" >> "$tmp/waiter_keys.txt"
   done < <(psql -qAt -F' ' "$url" -c "SELECT g.urn, g.upn FROM registrations g JOIN pupils p USING (upn) WHERE p.given_name = 'Waiter' ORDER BY g.urn")
-  psql -qAt "$url" -c "SELECT d::date FROM generate_series(dualreg_today() - 150, dualreg_today() - 1, interval '1 day') d WHERE extract(isodow FROM d) <= 5 ORDER BY d" > "$tmp/waiter_dates.txt"
-  local r0 r1 out
-  r0=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | awk '/^dualreg_changes_requeries_total/ { print $2 }')
-  out=$("$bin/waiters" -p "$port" -a "$token" -n "$marks" -d "$tmp/waiter_dates.txt" "$tmp/waiter_keys.txt" || true)
-  r1=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/metrics" | awk '/^dualreg_changes_requeries_total/ { print $2 }')
-  echo "longpoll mark -> its school's long poll answered ($n schools waiting, $(figure marks "$out") marks one at a time): p50 $(figure p50_ms "$out") ms p99 $(figure p99_ms "$out") ms max $(figure max_ms "$out") ms (target p99 <= 50 ms)   re-queries per mark $(awk -v a="${r0:-0}" -v b="${r1:-0}" -v m="$(figure marks "$out")" 'BEGIN { if (m > 0) printf "%.2f", (b - a) / m; else print "n/a" }') (1 = only the school concerned)   other schools' polls woken $(figure woken_other "$out")"
+  psql -qAt "$url" -c "SELECT d::date FROM generate_series(dualreg_today() - 199, dualreg_today() - 1, interval '1 day') d WHERE extract(isodow FROM d) <= 5 ORDER BY d" > "$tmp/waiter_dates.txt"
+  rm -f "$tmp/waiter_state.txt"
 }

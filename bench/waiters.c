@@ -6,7 +6,9 @@
  * then) that school's poll answers. A poll answering before the reply counts as 0 ms.
  * Each answered poll is renewed from its next_cursor before the next mark. Any other
  * school's poll that answers with events is counted as "woken" (it should be none).
- *   waiters -p PORT -a ADMIN_TOKEN -n MARKS -d DATES_FILE KEYS_FILE
+ *   waiters -p PORT -a ADMIN_TOKEN -n MARKS -d DATES_FILE [-s STATE_FILE] KEYS_FILE
+ * STATE_FILE ("URN COUNT" per line) carries each school's slots used from one run to the
+ * next: read at the start when it exists, written at the end.
  * KEYS_FILE: "TOKEN UPN URN" per line (one school each); DATES_FILE: school days
  * (YYYY-MM-DD), one per line: each school's pupil is marked on the first date's
  * morning, then its afternoon, then the next date's, so every mark is a new one.
@@ -263,12 +265,36 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static void state_read(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	if (f == NULL)
+		return;
+	char urn[16];
+	size_t n;
+	while (fscanf(f, "%15s %zu", urn, &n) == 2)
+		for (size_t i = 0; i < nschools; i++)
+			if (strcmp(schools[i].urn, urn) == 0)
+				schools[i].marked = n;
+	fclose(f);
+}
+
+static void state_write(const char *file)
+{
+	FILE *f = fopen(file, "w");
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < nschools; i++)
+		fprintf(f, "%s %zu\n", schools[i].urn, schools[i].marked);
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
-	const char *dates_file = NULL, *admin = NULL;
+	const char *dates_file = NULL, *admin = NULL, *state_file = NULL;
 	int opt;
 	nmarks = 200;
-	while ((opt = getopt(argc, argv, "p:a:n:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:a:n:d:s:")) != -1) {
 		switch (opt) {
 		case 'p':
 			port = atoi(optarg);
@@ -281,6 +307,9 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			dates_file = optarg;
+			break;
+		case 's':
+			state_file = optarg;
 			break;
 		default:
 			return 2;
@@ -296,6 +325,8 @@ int main(int argc, char **argv)
 	read_lines(dates_file, take_date);
 	if (nschools == 0 || ndates == 0)
 		return 2;
+	if (state_file != NULL)
+		state_read(state_file);
 	lat = calloc(nmarks, sizeof *lat);
 	srandom(42);
 	base = event_base_new();
@@ -312,6 +343,8 @@ int main(int argc, char **argv)
 	struct timeval settle = {2, 0};
 	event_base_once(base, -1, EV_TIMEOUT, start_marks, NULL, &settle);
 	event_base_dispatch(base);
+	if (state_file != NULL)
+		state_write(state_file);
 	qsort(lat, done_marks, sizeof *lat, cmp_double);
 	double p50 = done_marks ? lat[done_marks / 2] : 0;
 	double p99 = done_marks ? lat[(size_t)((double)done_marks * 0.99)] : 0;
