@@ -106,6 +106,9 @@ static const struct row MATRIX[] = {
      * proposer, withdrawn to the home school, expired to both */
     {P(BEFORE) | P(PENDING) | P(WITHDRAWN), "GET /v1/changes?limit=1000", NULL, {"200+", "200+", "200-", "200+", "200-"}},
     {P(DECLINED) | P(EXPIRED) | P(CONFIRMED), "GET /v1/changes?limit=1000", NULL, {"200+", "200+", "200+", "200+", "200-"}},
+    /* alerts: the fixture's marks are all present, so none names the pupil, for any key */
+    {ALL,          "GET /v1/alerts?date={d}", NULL,                             {"200-", "200-", "200-", "200-", "200-"}},
+    {ALL,          "GET /v1/alerts?date={f}", NULL,                             {"200-", "200-", "200-", "200-", "200-"}},
     /* pending requests: to the counterpart (with the pupil) and the proposer */
     {P(PENDING),   "GET /v1/registrations?status=pending", NULL,               {"200+", "200+", "200+", "200-", "200-"}},
     {P(BEFORE) | DONE | P(CONFIRMED), "GET /v1/registrations?status=pending", NULL, {"200-", "200-", "200-", "200-", "200-"}},
