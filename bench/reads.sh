@@ -73,18 +73,14 @@ bench_long_polls() {
 # ("TOKEN UPN URN"), and the school days to mark them on: $tmp/waiter_dates.txt.
 waiters_setup() {
   local n=$1
-  psql -q "$url" -v n="$n" <<'SQL'
+  psql -q "$url" -v n="$n" -f "$root/bench/upn.sql" -f - <<'SQL'
 \set ON_ERROR_STOP on
 INSERT INTO schools (urn, name, kind)
 SELECT (300000 + i)::text, 'Waiting School ' || i, 'mainstream' FROM generate_series(1, :n) i
 ON CONFLICT DO NOTHING;
 INSERT INTO pupils (upn, given_name, family_name, date_of_birth)
-SELECT pg_temp_upn, 'Waiter', 'Pupil ' || i, '2012-01-01'
-  FROM generate_series(1, :n) i,
-       LATERAL (SELECT substr('ABCDEFGHJKLMNPQRTUVWXYZ',
-                  (SELECT sum(substr(b, k, 1)::int * (k + 1)) FROM generate_series(1, 12) k)::int % 23 + 1, 1)
-                  || b AS pg_temp_upn
-                  FROM (SELECT '8013000' || lpad(i::text, 5, '0') AS b) x) u
+SELECT pg_temp.upn('8013000' || lpad(i::text, 5, '0')), 'Waiter', 'Pupil ' || i, '2012-01-01'
+  FROM generate_series(1, :n) i
 ON CONFLICT DO NOTHING;
 INSERT INTO registrations (upn, urn, role, start_date)
 SELECT p.upn, (300000 + substr(p.family_name, 7)::int)::text, 'main', dualreg_today() - 200

@@ -1,11 +1,7 @@
 -- Bench data: two schools and :pupils dual-registered pupils (valid UPNs), on roll for
 -- the last 200 days, at the PRU Monday to Wednesday and at home Thursday and Friday.
 \set ON_ERROR_STOP on
-CREATE OR REPLACE FUNCTION pg_temp.upn(p_body text) RETURNS text LANGUAGE sql AS $$
-  SELECT substr('ABCDEFGHJKLMNPQRTUVWXYZ',
-                (SELECT sum(substr(p_body, i, 1)::int * (i + 1)) FROM generate_series(1, 12) i)::int % 23 + 1,
-                1) || p_body
-$$;
+\ir upn.sql
 INSERT INTO schools (urn, name, kind) VALUES ('100001', 'Bench Home School', 'mainstream'),
                                              ('100002', 'Bench PRU', 'pru')
 ON CONFLICT DO NOTHING;
